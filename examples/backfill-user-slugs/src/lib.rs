@@ -1,0 +1,121 @@
+//! Backfills `users.slug` as `<slugified name>-<id>` for every user without one.
+//!
+//! Keyset batches of 500 by `id`: the cursor is the last id of the previous
+//! batch, so each step reads at most 500 rows and resumes exactly after a crash.
+//! `down` clears exactly the slugs this migration would have set (a slug equal
+//! to `<slugified name>-<id>`), leaving hand-set slugs alone.
+
+use dmig_guest::{Error, Metadata, Migration, Result, Rows, Step, db, params};
+
+/// Rows per step.
+const BATCH_SIZE: i64 = 500;
+
+struct BackfillUserSlugs;
+
+impl Migration for BackfillUserSlugs {
+    fn describe() -> Metadata {
+        Metadata::new(
+            "backfill-user-slugs",
+            "Set users.slug to the slugified name plus -<id> where it is missing",
+        )
+        .reversible()
+    }
+
+    fn up(cursor: Option<&str>) -> Result<Step> {
+        let after = parse_cursor(cursor)?;
+        let batch = db::query(
+            "SELECT id, name FROM users WHERE id > ? AND slug IS NULL ORDER BY id LIMIT ?",
+            &params![after, BATCH_SIZE],
+        )?;
+        let mut updates = Vec::with_capacity(batch.len());
+        for user in batch.iter() {
+            let id: i64 = user.get("id")?;
+            let name: String = user.get("name")?;
+            updates.push(params![slug_for(&name, id), id]);
+        }
+        db::execute_many("UPDATE users SET slug = ? WHERE id = ?", &updates)?;
+        next_step(&batch)
+    }
+
+    fn down(cursor: Option<&str>) -> Result<Step> {
+        let after = parse_cursor(cursor)?;
+        let batch = db::query(
+            "SELECT id, name, slug FROM users WHERE id > ? AND slug IS NOT NULL ORDER BY id LIMIT ?",
+            &params![after, BATCH_SIZE],
+        )?;
+        let mut clears = Vec::new();
+        for user in batch.iter() {
+            let id: i64 = user.get("id")?;
+            let name: String = user.get("name")?;
+            let slug: String = user.get("slug")?;
+            if slug == slug_for(&name, id) {
+                clears.push(params![id]);
+            }
+        }
+        db::execute_many("UPDATE users SET slug = NULL WHERE id = ?", &clears)?;
+        next_step(&batch)
+    }
+}
+
+dmig_guest::export_migration!(BackfillUserSlugs);
+
+fn parse_cursor(cursor: Option<&str>) -> Result<i64> {
+    match cursor {
+        None => Ok(i64::MIN),
+        Some(c) => c
+            .parse()
+            .map_err(|_| Error::msg(format!("cursor {c:?} is not a user id"))),
+    }
+}
+
+/// A full batch means there may be more; a short one means this was the last.
+fn next_step(batch: &Rows) -> Result<Step> {
+    let processed = batch.len() as u64;
+    match batch.last() {
+        Some(last) if batch.len() as i64 == BATCH_SIZE => {
+            Ok(Step::next(last.get::<i64>("id")?.to_string(), processed))
+        }
+        _ => Ok(Step::done(processed)),
+    }
+}
+
+/// `<slugified name>-<id>`: unique by construction, even for equal names.
+pub fn slug_for(name: &str, id: i64) -> String {
+    let base = slugify(name);
+    if base.is_empty() {
+        format!("user-{id}")
+    } else {
+        format!("{base}-{id}")
+    }
+}
+
+/// Lowercase ASCII letters and digits, with every other run of characters
+/// collapsed into one `-`, and no `-` at either end.
+pub fn slugify(name: &str) -> String {
+    let mut slug = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    while slug.ends_with('-') {
+        slug.pop();
+    }
+    slug
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug_for("Ada Lovelace", 7), "ada-lovelace-7");
+        assert_eq!(slug_for("  Grace   HOPPER!! ", 12), "grace-hopper-12");
+        assert_eq!(slug_for("Émile Zola", 3), "mile-zola-3");
+        assert_eq!(slug_for("!!!", 4), "user-4");
+        assert_eq!(slug_for("", 5), "user-5");
+    }
+}

@@ -1,0 +1,36 @@
+//! The database, through the host: every call runs inside the transaction of
+//! the current step.
+//!
+//! Write parameters as `?` placeholders; the host translates them for the
+//! target database.
+
+use crate::__private::dmig::migration::db as host;
+use crate::error::Result;
+use crate::rows::Rows;
+use crate::value::{Dialect, Value};
+
+/// Which database this run targets, for SQL that must differ between them.
+pub fn dialect() -> Dialect {
+    host::current_dialect()
+}
+
+/// Runs a statement that returns rows and returns all of them. Keep the result
+/// to one batch (`LIMIT`, keyset pagination).
+pub fn query(sql: &str, params: &[Value]) -> Result<Rows> {
+    let rows = host::query(sql, params)?;
+    Ok(Rows::new(rows.columns, rows.rows))
+}
+
+/// Runs a statement that returns no rows; returns the number of rows affected.
+pub fn execute(sql: &str, params: &[Value]) -> Result<u64> {
+    Ok(host::execute(sql, params)?)
+}
+
+/// Runs one statement once per parameter set, prepared once: the fast path for
+/// batch writes. Returns the total number of rows affected.
+pub fn execute_many(sql: &str, param_sets: &[Vec<Value>]) -> Result<u64> {
+    if param_sets.is_empty() {
+        return Ok(0);
+    }
+    Ok(host::execute_many(sql, param_sets)?)
+}

@@ -1,0 +1,85 @@
+use std::fmt;
+
+use crate::value::DbError;
+
+/// Shorthand for results whose error is this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything a migration step can fail with. Its `Display` text is what the
+/// operator sees in the ledger, so every variant names what went wrong and where.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database (or the host, refusing the call) rejected a statement.
+    Db {
+        /// The database's own error code, when it has one.
+        code: Option<String>,
+        /// What the database said.
+        message: String,
+    },
+    /// A row has no column with this name, or no column at this index.
+    MissingColumn {
+        /// The name or index asked for.
+        column: String,
+        /// The columns the row does have.
+        available: Vec<String>,
+    },
+    /// A value could not be read as the requested Rust type.
+    TypeMismatch {
+        /// The column, by name.
+        column: String,
+        /// The Rust type asked for.
+        expected: &'static str,
+        /// The kind of value the column held.
+        found: &'static str,
+    },
+    /// Any other failure, as a message.
+    Message(String),
+}
+
+impl Error {
+    /// An error carrying `message`, for failures of the migration's own logic.
+    pub fn msg(message: impl fmt::Display) -> Self {
+        Error::Message(message.to_string())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Db {
+                code: Some(code),
+                message,
+            } => write!(f, "database error {code}: {message}"),
+            Error::Db {
+                code: None,
+                message,
+            } => write!(f, "database error: {message}"),
+            Error::MissingColumn { column, available } => write!(
+                f,
+                "no column {column} in the result (columns: {})",
+                available.join(", ")
+            ),
+            Error::TypeMismatch {
+                column,
+                expected,
+                found,
+            } => write!(
+                f,
+                "column {column} holds {found}, which cannot be read as {expected}"
+            ),
+            Error::Message(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<DbError> for Error {
+    fn from(error: DbError) -> Self {
+        Error::Db {
+            code: error.code,
+            message: error.message,
+        }
+    }
+}

@@ -1,0 +1,174 @@
+use crate::error::{Error, Result};
+
+pub(crate) use crate::__private::dmig::migration::types::DbError;
+/// The database the host is connected to, for SQL that must differ.
+pub use crate::__private::dmig::migration::types::Dialect;
+/// One SQL value: a statement parameter or a cell of a result row.
+pub use crate::__private::dmig::migration::types::Value;
+
+impl Value {
+    /// The kind of value, as named in error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "NULL",
+            Value::Boolean(_) => "a boolean",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a float",
+            Value::Text(_) => "text",
+            Value::Blob(_) => "a blob",
+        }
+    }
+
+    /// Whether this is SQL NULL.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Value::Null, Value::Null) => true,
+            (Value::Boolean(a), Value::Boolean(b)) => a == b,
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Float(a), Value::Float(b)) => a == b,
+            (Value::Text(a), Value::Text(b)) => a == b,
+            (Value::Blob(a), Value::Blob(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+macro_rules! value_from {
+    ($($ty:ty => |$v:ident| $e:expr),* $(,)?) => {$(
+        impl From<$ty> for Value {
+            fn from($v: $ty) -> Self { $e }
+        }
+    )*};
+}
+
+value_from! {
+    bool => |v| Value::Boolean(v),
+    i8 => |v| Value::Int(v.into()),
+    i16 => |v| Value::Int(v.into()),
+    i32 => |v| Value::Int(v.into()),
+    i64 => |v| Value::Int(v),
+    u8 => |v| Value::Int(v.into()),
+    u16 => |v| Value::Int(v.into()),
+    u32 => |v| Value::Int(v.into()),
+    f32 => |v| Value::Float(v.into()),
+    f64 => |v| Value::Float(v),
+    String => |v| Value::Text(v),
+    &str => |v| Value::Text(v.to_owned()),
+    &String => |v| Value::Text(v.clone()),
+    Vec<u8> => |v| Value::Blob(v),
+    &[u8] => |v| Value::Blob(v.to_vec()),
+    &Value => |v| v.clone(),
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(value: Option<T>) -> Self {
+        value.map_or(Value::Null, Into::into)
+    }
+}
+
+/// Reads a Rust value out of a [`Value`]; what [`Row::get`](crate::Row::get) uses.
+///
+/// Conversions are exact: an integer is not silently read as text, and an
+/// integer that does not fit the requested width is an error. Read a nullable
+/// column as `Option<T>`.
+pub trait FromValue: Sized {
+    /// The Rust type's name, for error messages.
+    const EXPECTED: &'static str;
+
+    /// Converts `value`, or returns `None` when it cannot be represented.
+    fn from_value(value: &Value) -> Option<Self>;
+}
+
+macro_rules! from_int {
+    ($($ty:ty),*) => {$(
+        impl FromValue for $ty {
+            const EXPECTED: &'static str = stringify!($ty);
+            fn from_value(value: &Value) -> Option<Self> {
+                match value {
+                    Value::Int(v) => <$ty>::try_from(*v).ok(),
+                    Value::Boolean(b) => Some(<$ty>::from(*b as u8)),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+from_int!(i16, i32, i64, u8, u16, u32, u64);
+
+impl FromValue for bool {
+    const EXPECTED: &'static str = "bool";
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Boolean(b) => Some(*b),
+            Value::Int(0) => Some(false),
+            Value::Int(1) => Some(true),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for f64 {
+    const EXPECTED: &'static str = "f64";
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Float(v) => Some(*v),
+            // Exact only up to 2^53, which is why larger integers are refused.
+            Value::Int(v) if v.unsigned_abs() <= 1 << 53 => Some(*v as f64),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for String {
+    const EXPECTED: &'static str = "String";
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Text(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for Vec<u8> {
+    const EXPECTED: &'static str = "Vec<u8>";
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Blob(b) => Some(b.clone()),
+            Value::Text(s) => Some(s.as_bytes().to_vec()),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for Value {
+    const EXPECTED: &'static str = "Value";
+    fn from_value(value: &Value) -> Option<Self> {
+        Some(value.clone())
+    }
+}
+
+impl<T: FromValue> FromValue for Option<T> {
+    const EXPECTED: &'static str = T::EXPECTED;
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Null => Some(None),
+            other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+/// Converts `value` from column `column`, naming both on failure.
+pub(crate) fn convert<T: FromValue>(column: &str, value: &Value) -> Result<T> {
+    T::from_value(value).ok_or_else(|| Error::TypeMismatch {
+        column: column.to_owned(),
+        expected: T::EXPECTED,
+        found: value.kind(),
+    })
+}

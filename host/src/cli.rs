@@ -1,0 +1,242 @@
+//! The `dmig-host` command line: parses arguments, calls the library, prints
+//! the outcome, and maps errors to exit codes. No behaviour lives here.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+
+use crate::error::{Error, ExitCode};
+use crate::ledger::MigrationStatus;
+use crate::runner::{self, Direction, Outcome, OutcomeKind, RunOptions, Runner};
+use crate::{Artifact, SandboxBuilder};
+
+/// Run sandboxed, transactional, tracked data migrations built as WebAssembly
+/// components.
+#[derive(Debug, Parser)]
+#[command(name = "dmig-host", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// Log more: -v for each step, -vv for debugging. RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply a migration: run `up` step by step until it is done, resuming an
+    /// unfinished run from its last committed cursor.
+    Run(RunArgs),
+    /// Revert a migration: run `down` step by step. Refused unless the
+    /// migration declares itself reversible and has been applied.
+    Down(RunArgs),
+    /// Show every migration recorded in the database and its last run.
+    Status(StatusArgs),
+}
+
+/// Where the target database is.
+#[derive(Debug, Args)]
+struct ConnectOpts {
+    /// The target database: sqlite://path/to/file.db (created if missing),
+    /// postgres://… or mysql://…. Falls back to DATABASE_URL, from the
+    /// environment or a .env file.
+    #[arg(
+        short = 'D',
+        long = "database",
+        env = "DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    database: Option<String>,
+}
+
+impl ConnectOpts {
+    fn url(&self) -> Result<&str, Error> {
+        self.database.as_deref().ok_or(Error::MissingDatabaseUrl)
+    }
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The migration component (.wasm) to run.
+    #[arg(value_name = "ARTIFACT")]
+    artifact: PathBuf,
+
+    #[command(flatten)]
+    connect: ConnectOpts,
+
+    /// Run again from the start even if the migration is already applied.
+    #[arg(long)]
+    force: bool,
+
+    /// Start from the beginning instead of resuming an unfinished run.
+    #[arg(long)]
+    restart: bool,
+
+    /// Run even if the artifact's sha256 differs from the one recorded when
+    /// the migration was applied.
+    #[arg(long)]
+    allow_changed: bool,
+
+    /// Print the outcome as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    connect: ConnectOpts,
+
+    /// Print the ledger as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> std::process::ExitCode {
+    // A missing .env is normal; a malformed one is worth a warning.
+    if let Err(e) = dotenvy::dotenv() {
+        if !e.not_found() {
+            eprintln!("warning: ignoring .env: {e}");
+        }
+    }
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let code = match run(cli) {
+        Ok(()) => ExitCode::Ok,
+        Err(e) => {
+            let message = e.to_string().replace('\n', " ");
+            eprintln!("error: {message}");
+            e.exit_code()
+        }
+    };
+    std::process::ExitCode::from(code as u8)
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "warn,dmig_host=info,dmig=info",
+        _ => "info,dmig_host=debug,dmig=debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Sandbox(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => migrate(args, Direction::Up).await,
+            Command::Down(args) => migrate(args, Direction::Down).await,
+            Command::Status(args) => {
+                let statuses = runner::status(args.connect.url()?).await?;
+                print_status(&statuses, args.json);
+                Ok(())
+            }
+        }
+    })
+}
+
+async fn migrate(args: RunArgs, direction: Direction) -> Result<(), Error> {
+    let url = args.connect.url()?;
+    let artifact = Artifact::load(&args.artifact)?;
+    let runner = Runner::new(SandboxBuilder::new().build()?);
+    let options = RunOptions {
+        force: args.force,
+        restart: args.restart,
+        allow_changed: args.allow_changed,
+    };
+    let outcome = runner.run(&artifact, url, direction, &options).await?;
+    print_outcome(&outcome, args.json);
+    Ok(())
+}
+
+fn print_outcome(outcome: &Outcome, json: bool) {
+    if json {
+        emit(&serde_json::to_string(outcome).expect("outcomes serialize"));
+        return;
+    }
+    let name = &outcome.migration;
+    let line = match (outcome.kind, outcome.direction) {
+        (OutcomeKind::AlreadyApplied, _) => {
+            format!("{name} is already applied; nothing to do (pass --force to run it again)")
+        }
+        (OutcomeKind::Completed, direction) => {
+            let verb = match direction {
+                Direction::Up => "applied",
+                Direction::Down => "reverted",
+            };
+            let resumed = outcome
+                .resumed_from
+                .as_deref()
+                .map(|c| format!(", resumed from cursor {c}"))
+                .unwrap_or_default();
+            format!(
+                "{verb} {name}: {} steps, {} rows in {:.2} s (run {}{resumed})",
+                outcome.steps,
+                outcome.rows,
+                outcome.elapsed.as_secs_f64(),
+                outcome.run_id.unwrap_or_default(),
+            )
+        }
+    };
+    emit(&line);
+}
+
+fn print_status(statuses: &[MigrationStatus], json: bool) {
+    if json {
+        emit(&serde_json::to_string_pretty(statuses).expect("statuses serialize"));
+        return;
+    }
+    if statuses.is_empty() {
+        emit("no migrations recorded in this database");
+        return;
+    }
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED).set_header([
+        "migration",
+        "state",
+        "last run",
+        "steps",
+        "rows",
+        "finished",
+        "sha256",
+        "error",
+    ]);
+    for s in statuses {
+        let m = &s.migration;
+        let run = s.last_run.as_ref();
+        table.add_row([
+            m.name.clone(),
+            m.state.to_string(),
+            run.map(|r| format!("#{} {} {}", r.id, r.direction, r.status))
+                .unwrap_or_default(),
+            run.map(|r| r.steps.to_string()).unwrap_or_default(),
+            run.map(|r| r.rows_processed.to_string())
+                .unwrap_or_default(),
+            m.last_finished_at.clone().unwrap_or_default(),
+            m.sha256.chars().take(12).collect(),
+            run.and_then(|r| r.error.clone()).unwrap_or_default(),
+        ]);
+    }
+    emit(&table.to_string());
+}
+
+/// Prints a line to stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+}

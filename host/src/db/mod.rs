@@ -1,0 +1,255 @@
+//! One connection to the target database, behind a driver-neutral API.
+//!
+//! Everything dmig sends to the database (guest statements and ledger writes)
+//! goes through [`Connection`], so transactions are owned in one place and the
+//! rest of the host never names a driver. The dialect is picked from the URL
+//! scheme; per-dialect code lives in one submodule each and only where the
+//! databases really differ (connecting, decoding result values).
+
+mod sqlite;
+mod value;
+
+use std::fmt;
+
+pub use value::{Rows, Value};
+
+use crate::error::{Error, Result};
+
+/// The kinds of database dmig talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+            Dialect::Mysql => "mysql",
+        })
+    }
+}
+
+impl Dialect {
+    /// The dialect a database URL names, by its scheme.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnsupportedDatabase`] for any other scheme.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Dialect::Sqlite),
+            "postgres" | "postgresql" => Ok(Dialect::Postgres),
+            "mysql" | "mariadb" => Ok(Dialect::Mysql),
+            _ => Err(Error::UnsupportedDatabase {
+                url: redact(url),
+                reason: "use a sqlite://, postgres:// or mysql:// URL".into(),
+            }),
+        }
+    }
+}
+
+/// An error from one statement, as the guest and the ledger see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbError {
+    /// The database's own error code, when it has one.
+    pub code: Option<String>,
+    /// The database's message.
+    pub message: String,
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "{} (code {code})", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for DbError {}
+
+impl From<sqlx::Error> for DbError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(db) => DbError {
+                code: db.code().map(|c| c.into_owned()),
+                message: db.message().to_owned(),
+            },
+            other => DbError {
+                code: None,
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// A single connection to the target database. dmig uses exactly one per run,
+/// so the transaction a step runs in is unambiguous.
+pub struct Connection {
+    inner: Inner,
+}
+
+enum Inner {
+    Sqlite(sqlx::SqliteConnection),
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("dialect", &self.dialect())
+            .finish()
+    }
+}
+
+impl Connection {
+    /// Connects to `url`. A `sqlite://` file is created if it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnsupportedDatabase`] for an unknown scheme or a dialect not
+    /// supported yet, [`Error::Connect`] when the database cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::open(url, true).await
+    }
+
+    /// Like [`Connection::connect`], but never creates a database: for
+    /// read-only commands such as `status`.
+    pub async fn connect_existing(url: &str) -> Result<Self> {
+        Self::open(url, false).await
+    }
+
+    async fn open(url: &str, create: bool) -> Result<Self> {
+        let inner = match Dialect::from_url(url)? {
+            Dialect::Sqlite => Inner::Sqlite(sqlite::connect(url, create).await?),
+            dialect @ (Dialect::Postgres | Dialect::Mysql) => {
+                return Err(Error::UnsupportedDatabase {
+                    url: redact(url),
+                    reason: format!(
+                        "{dialect} support is not available in this version of dmig-host yet; use a sqlite:// URL"
+                    ),
+                });
+            }
+        };
+        Ok(Connection { inner })
+    }
+
+    /// The kind of database this connection talks to.
+    pub fn dialect(&self) -> Dialect {
+        match self.inner {
+            Inner::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// Opens a transaction. dmig never nests them.
+    pub async fn begin(&mut self) -> Result<(), DbError> {
+        self.raw("BEGIN").await
+    }
+
+    /// Commits the open transaction.
+    pub async fn commit(&mut self) -> Result<(), DbError> {
+        self.raw("COMMIT").await
+    }
+
+    /// Rolls the open transaction back.
+    pub async fn rollback(&mut self) -> Result<(), DbError> {
+        self.raw("ROLLBACK").await
+    }
+
+    async fn raw(&mut self, sql: &'static str) -> Result<(), DbError> {
+        match &mut self.inner {
+            Inner::Sqlite(c) => sqlx::raw_sql(sql).execute(c).await.map(drop)?,
+        }
+        Ok(())
+    }
+
+    /// Runs a statement with `?` placeholders and returns every row.
+    pub async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+        match &mut self.inner {
+            Inner::Sqlite(c) => sqlite::query(c, sql, params).await,
+        }
+    }
+
+    /// Runs a statement with `?` placeholders; returns the rows affected.
+    pub async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        Ok(self.execute_returning_id(sql, params).await?.0)
+    }
+
+    /// Runs one statement per parameter set, prepared once (sqlx caches the
+    /// prepared statement on the connection). Stops at the first error.
+    pub async fn execute_many(
+        &mut self,
+        sql: &str,
+        param_sets: &[Vec<Value>],
+    ) -> Result<u64, DbError> {
+        let mut affected = 0;
+        for params in param_sets {
+            affected += self.execute(sql, params).await?;
+        }
+        Ok(affected)
+    }
+
+    /// Runs an `INSERT` and returns (rows affected, id of the inserted row).
+    pub async fn execute_returning_id(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<(u64, i64), DbError> {
+        match &mut self.inner {
+            Inner::Sqlite(c) => sqlite::execute(c, sql, params).await,
+        }
+    }
+}
+
+/// `url` with any password replaced, fit for messages and logs.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://me:secret@db:5432/app"),
+            "postgres://me:***@db:5432/app"
+        );
+        assert_eq!(redact("postgres://me@db/app"), "postgres://me@db/app");
+        assert_eq!(redact("sqlite://data.db"), "sqlite://data.db");
+    }
+
+    #[test]
+    fn dialect_from_scheme() {
+        assert_eq!(Dialect::from_url("sqlite://x.db").unwrap(), Dialect::Sqlite);
+        assert_eq!(
+            Dialect::from_url("sqlite::memory:").unwrap(),
+            Dialect::Sqlite
+        );
+        assert_eq!(
+            Dialect::from_url("postgresql://h/d").unwrap(),
+            Dialect::Postgres
+        );
+        assert_eq!(Dialect::from_url("mariadb://h/d").unwrap(), Dialect::Mysql);
+        assert!(matches!(
+            Dialect::from_url("oracle://h/d"),
+            Err(Error::UnsupportedDatabase { .. })
+        ));
+    }
+}

@@ -1,0 +1,176 @@
+//! Every way a dmig operation can fail, and the exit code each maps to.
+
+use std::path::PathBuf;
+
+use crate::runner::Direction;
+
+/// The process exit codes of `dmig-host`, one per class of outcome, so scripts
+/// and CI can tell "the migration failed" from "the artifact is wrong" from
+/// "the database is unreachable" without parsing messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+#[non_exhaustive]
+pub enum ExitCode {
+    /// Success, including "already applied, nothing to do".
+    Ok = 0,
+    /// The migration ran and failed (guest error, trap, SQL error); its step
+    /// was rolled back and the run recorded as failed in the ledger.
+    MigrationFailed = 1,
+    /// Bad command-line usage or configuration (missing database URL, unknown
+    /// URL scheme).
+    Usage = 2,
+    /// The database could not be reached, or the ledger could not be read or
+    /// written.
+    Database = 3,
+    /// The host refused to run: not reversible, not applied, or an artifact
+    /// whose bytes differ from the applied one.
+    Refused = 4,
+    /// The artifact file could not be read.
+    ArtifactUnreadable = 10,
+    /// The artifact is not a WebAssembly file at all.
+    NotWasm = 11,
+    /// The artifact is WebAssembly but truncated or invalid.
+    MalformedWasm = 12,
+    /// The artifact is a core module, not a component.
+    CoreModule = 13,
+    /// The artifact is a component, but not of the `dmig:migration` world.
+    WrongWorld = 14,
+    /// A bug in dmig-host itself.
+    Internal = 70,
+}
+
+/// Why a migration step failed, in terms an operator can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureCause {
+    /// The guest returned an error from `up` or `down`.
+    Guest(String),
+    /// The guest trapped (panic, unreachable, stack overflow, limit); the text
+    /// is a one-line explanation.
+    Trap(String),
+    /// The database failed while the host committed the step or wrote the
+    /// ledger.
+    Database(String),
+}
+
+impl std::fmt::Display for FailureCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailureCause::Guest(m) | FailureCause::Trap(m) | FailureCause::Database(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+/// Everything the dmig library can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The artifact file could not be read.
+    #[error("cannot read artifact {}: {source} (check the path and its permissions)", path.display())]
+    ArtifactUnreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file does not start with the WebAssembly magic number.
+    #[error("{} is not a WebAssembly file (build the migration with `cargo build --release --target wasm32-wasip2` and pass the .wasm it produces)", path.display())]
+    NotWasm { path: PathBuf },
+    /// The file is WebAssembly but cannot be decoded.
+    #[error("{} is truncated or invalid WebAssembly: {reason} (rebuild it, or copy it again if it was cut short)", path.display())]
+    MalformedWasm { path: PathBuf, reason: String },
+    /// The file is a core module rather than a component.
+    #[error("{} is a core WebAssembly module, not a component (build for the wasm32-wasip2 target, which produces components)", path.display())]
+    CoreModule { path: PathBuf },
+    /// The component does not implement the dmig world.
+    #[error("{} is a component but not a dmig migration: {reason} (build it against the dmig-guest SDK and call export_migration!)", path.display())]
+    WrongWorld { path: PathBuf, reason: String },
+    /// No database URL was given.
+    #[error(
+        "no database given: pass --database URL or set DATABASE_URL (in the environment or a .env file)"
+    )]
+    MissingDatabaseUrl,
+    /// The URL names a database this build cannot talk to.
+    #[error("unsupported database URL {url:?}: {reason}")]
+    UnsupportedDatabase { url: String, reason: String },
+    /// Connecting to the database failed.
+    #[error(
+        "cannot connect to {url}: {source} (check the URL, and that the server is running and reachable)"
+    )]
+    Connect {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Reading or writing the dmig ledger tables failed.
+    #[error("ledger {action} failed: {source}")]
+    Ledger {
+        action: &'static str,
+        #[source]
+        source: crate::db::DbError,
+    },
+    /// The migration failed; its open step was rolled back and the run
+    /// recorded in the ledger.
+    #[error("migration {name} failed during {direction} step {step} (run {run_id}, cursor {cursor}): {cause}", cursor = cursor.as_deref().unwrap_or("<start>"))]
+    MigrationFailed {
+        name: String,
+        direction: Direction,
+        run_id: i64,
+        /// The 1-based number of the step that failed, within this run.
+        step: u64,
+        /// The cursor the failed step started from (the last committed one).
+        cursor: Option<String>,
+        cause: FailureCause,
+    },
+    /// `down` was asked of a migration that declares itself irreversible.
+    #[error(
+        "migration {name} is not reversible: it declares reversible = false, so `down` is refused"
+    )]
+    NotReversible { name: String },
+    /// `down` was asked of a migration that was never applied.
+    #[error(
+        "migration {name} has not been applied to this database, so there is nothing to revert"
+    )]
+    NotApplied { name: String },
+    /// The artifact's bytes differ from those applied under the same name.
+    #[error(
+        "migration {name} was applied from an artifact with sha256 {expected}, but this one has sha256 {found} (pass --allow-changed to run it anyway)"
+    )]
+    ArtifactMismatch {
+        name: String,
+        expected: String,
+        found: String,
+    },
+    /// The guest trapped outside a step (in `describe`).
+    #[error("migration in {} failed while describing itself: {reason}", path.display())]
+    DescribeFailed { path: PathBuf, reason: String },
+    /// Wasmtime could not be set up; a bug or an unsupported platform.
+    #[error("sandbox setup failed: {0}")]
+    Sandbox(String),
+}
+
+impl Error {
+    /// The exit code this error maps to; see [`ExitCode`].
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::ArtifactUnreadable { .. } => ExitCode::ArtifactUnreadable,
+            Error::NotWasm { .. } => ExitCode::NotWasm,
+            Error::MalformedWasm { .. } => ExitCode::MalformedWasm,
+            Error::CoreModule { .. } => ExitCode::CoreModule,
+            Error::WrongWorld { .. } => ExitCode::WrongWorld,
+            Error::MissingDatabaseUrl | Error::UnsupportedDatabase { .. } => ExitCode::Usage,
+            Error::Connect { .. } | Error::Ledger { .. } => ExitCode::Database,
+            Error::MigrationFailed { .. } | Error::DescribeFailed { .. } => {
+                ExitCode::MigrationFailed
+            }
+            Error::NotReversible { .. }
+            | Error::NotApplied { .. }
+            | Error::ArtifactMismatch { .. } => ExitCode::Refused,
+            Error::Sandbox(_) => ExitCode::Internal,
+        }
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

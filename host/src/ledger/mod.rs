@@ -1,0 +1,443 @@
+//! The ledger: what dmig has done to a database, kept in that database.
+//!
+//! Two tables, created on first use:
+//!
+//! * `dmig_migrations`: one row per migration name: the artifact's sha256,
+//!   its state, when it was first applied and when a run last finished.
+//! * `dmig_runs`: one row per attempt: direction, status, start and finish
+//!   times, steps, rows processed, the last committed cursor, the error, and
+//!   the host version.
+//!
+//! The ledger is written through the same driver-neutral [`Connection`] as the
+//! guest's statements, so its logic exists once; only the DDL differs per
+//! database ([`schema`]). Checkpoints are written inside the step's own
+//! transaction, which is what makes a crash resume exactly at a batch boundary.
+
+mod schema;
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::db::{Connection, Rows, Value};
+use crate::error::{Error, Result};
+use crate::runner::Direction;
+
+/// Where a migration stands on this database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationState {
+    /// A run started and has not finished (it is running, or its host died).
+    Running,
+    /// `up` finished.
+    Applied,
+    /// The last run failed; the next run resumes from its cursor.
+    Failed,
+    /// `down` finished.
+    Reverted,
+}
+
+/// How one run attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Still running, or its host died before recording an outcome.
+    Running,
+    Succeeded,
+    Failed,
+}
+
+macro_rules! text_enum {
+    ($ty:ident { $($variant:ident => $text:literal),* $(,)? }) => {
+        impl $ty {
+            /// The form stored in the ledger.
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),* }
+            }
+
+            fn parse(text: &str) -> Result<Self> {
+                match text {
+                    $($text => Ok($ty::$variant),)*
+                    other => Err(corrupt(&format!("{} {other:?}", stringify!($ty)))),
+                }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(MigrationState { Running => "running", Applied => "applied", Failed => "failed", Reverted => "reverted" });
+text_enum!(RunStatus { Running => "running", Succeeded => "succeeded", Failed => "failed" });
+
+/// A row of `dmig_migrations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MigrationRecord {
+    pub name: String,
+    pub sha256: String,
+    pub description: String,
+    pub state: MigrationState,
+    pub first_applied_at: Option<String>,
+    pub last_finished_at: Option<String>,
+}
+
+/// A row of `dmig_runs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub migration: String,
+    pub direction: Direction,
+    pub status: RunStatus,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub steps: i64,
+    pub rows_processed: i64,
+    pub cursor: Option<String>,
+    pub error: Option<String>,
+    pub host_version: String,
+    pub sha256: String,
+}
+
+/// A migration with its most recent run, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MigrationStatus {
+    #[serde(flatten)]
+    pub migration: MigrationRecord,
+    pub last_run: Option<RunRecord>,
+}
+
+/// What a new run is, for [`start_run`].
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub migration: &'a str,
+    pub description: &'a str,
+    pub sha256: &'a str,
+    pub direction: Direction,
+    /// The cursor the run starts from: `None`, or a resumed run's cursor.
+    pub cursor: Option<&'a str>,
+}
+
+/// The version written into every run row.
+pub const HOST_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Creates the ledger tables if they are missing.
+pub async fn ensure_schema(conn: &mut Connection) -> Result<()> {
+    for ddl in schema::ddl(conn.dialect()) {
+        conn.execute(ddl, &[])
+            .await
+            .map_err(|e| ledger_error("create tables", e))?;
+    }
+    Ok(())
+}
+
+/// Whether this database has a ledger at all (without creating one).
+pub async fn exists(conn: &mut Connection) -> Result<bool> {
+    let (sql, params) = schema::table_exists(conn.dialect(), "dmig_migrations");
+    let rows = conn
+        .query(sql, &params)
+        .await
+        .map_err(|e| ledger_error("read", e))?;
+    Ok(!rows.rows.is_empty())
+}
+
+/// The ledger row of migration `name`, if it ever ran here.
+pub async fn migration(conn: &mut Connection, name: &str) -> Result<Option<MigrationRecord>> {
+    let rows = conn
+        .query(
+            "SELECT name, sha256, description, state, first_applied_at, last_finished_at \
+             FROM dmig_migrations WHERE name = ?",
+            &[name.into()],
+        )
+        .await
+        .map_err(|e| ledger_error("read", e))?;
+    rows.rows
+        .iter()
+        .map(|r| migration_from_row(&rows, r))
+        .next()
+        .transpose()
+}
+
+/// The most recent run of migration `name`, if any.
+pub async fn latest_run(conn: &mut Connection, name: &str) -> Result<Option<RunRecord>> {
+    let sql = format!("{RUN_SELECT} WHERE migration = ? ORDER BY id DESC LIMIT 1");
+    let rows = conn
+        .query(&sql, &[name.into()])
+        .await
+        .map_err(|e| ledger_error("read", e))?;
+    rows.rows
+        .iter()
+        .map(|r| run_from_row(&rows, r))
+        .next()
+        .transpose()
+}
+
+/// Every run, newest first.
+pub async fn runs(conn: &mut Connection) -> Result<Vec<RunRecord>> {
+    let sql = format!("{RUN_SELECT} ORDER BY id DESC");
+    let rows = conn
+        .query(&sql, &[])
+        .await
+        .map_err(|e| ledger_error("read", e))?;
+    rows.rows.iter().map(|r| run_from_row(&rows, r)).collect()
+}
+
+/// Every migration with its most recent run, by name.
+pub async fn status(conn: &mut Connection) -> Result<Vec<MigrationStatus>> {
+    let rows = conn
+        .query(
+            "SELECT name, sha256, description, state, first_applied_at, last_finished_at \
+             FROM dmig_migrations ORDER BY name",
+            &[],
+        )
+        .await
+        .map_err(|e| ledger_error("read", e))?;
+    let mut statuses = Vec::with_capacity(rows.rows.len());
+    for row in &rows.rows {
+        let migration = migration_from_row(&rows, row)?;
+        let last_run = latest_run(conn, &migration.name).await?;
+        statuses.push(MigrationStatus {
+            migration,
+            last_run,
+        });
+    }
+    Ok(statuses)
+}
+
+/// Records the start of a run (and the migration, if new) in its own
+/// transaction, and returns the run's id.
+pub async fn start_run(conn: &mut Connection, run: &NewRun<'_>) -> Result<i64> {
+    let started = now();
+    conn.begin().await.map_err(|e| ledger_error("begin", e))?;
+    let result = async {
+        let updated = conn
+            .execute(
+                "UPDATE dmig_migrations SET sha256 = ?, description = ?, state = ? WHERE name = ?",
+                &[
+                    run.sha256.into(),
+                    run.description.into(),
+                    MigrationState::Running.as_str().into(),
+                    run.migration.into(),
+                ],
+            )
+            .await?;
+        if updated == 0 {
+            conn.execute(
+                "INSERT INTO dmig_migrations (name, sha256, description, state) VALUES (?, ?, ?, ?)",
+                &[
+                    run.migration.into(),
+                    run.sha256.into(),
+                    run.description.into(),
+                    MigrationState::Running.as_str().into(),
+                ],
+            )
+            .await?;
+        }
+        let (_, id) = conn
+            .execute_returning_id(
+                "INSERT INTO dmig_runs (migration, direction, status, started_at, steps, \
+                 rows_processed, cursor, host_version, sha256) VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?)",
+                &[
+                    run.migration.into(),
+                    run.direction.as_str().into(),
+                    RunStatus::Running.as_str().into(),
+                    started.into(),
+                    run.cursor.into(),
+                    HOST_VERSION.into(),
+                    run.sha256.into(),
+                ],
+            )
+            .await?;
+        Ok(id)
+    }
+    .await;
+    match result {
+        Ok(id) => {
+            conn.commit().await.map_err(|e| ledger_error("commit", e))?;
+            Ok(id)
+        }
+        Err(e) => {
+            let _ = conn.rollback().await;
+            Err(ledger_error("start run", e))
+        }
+    }
+}
+
+/// Records one finished step. Call inside the step's transaction, so the
+/// cursor commits or rolls back together with the step's writes.
+pub async fn checkpoint(
+    conn: &mut Connection,
+    run_id: i64,
+    cursor: Option<&str>,
+    processed: u64,
+) -> Result<(), crate::db::DbError> {
+    conn.execute(
+        "UPDATE dmig_runs SET steps = steps + 1, rows_processed = rows_processed + ?, cursor = ? \
+         WHERE id = ?",
+        &[processed.into(), cursor.into(), run_id.into()],
+    )
+    .await
+    .map(drop)
+}
+
+/// Marks the run succeeded and the migration applied (or reverted). Call
+/// inside the last step's transaction.
+pub async fn finish(
+    conn: &mut Connection,
+    run_id: i64,
+    migration: &str,
+    direction: Direction,
+) -> Result<(), crate::db::DbError> {
+    let finished = now();
+    conn.execute(
+        "UPDATE dmig_runs SET status = ?, finished_at = ? WHERE id = ?",
+        &[
+            RunStatus::Succeeded.as_str().into(),
+            finished.as_str().into(),
+            run_id.into(),
+        ],
+    )
+    .await?;
+    let state = match direction {
+        Direction::Up => MigrationState::Applied,
+        Direction::Down => MigrationState::Reverted,
+    };
+    conn.execute(
+        "UPDATE dmig_migrations SET state = ?, last_finished_at = ?, \
+         first_applied_at = CASE WHEN ? AND first_applied_at IS NULL THEN ? ELSE first_applied_at END \
+         WHERE name = ?",
+        &[
+            state.as_str().into(),
+            finished.as_str().into(),
+            Value::Boolean(direction == Direction::Up),
+            finished.as_str().into(),
+            migration.into(),
+        ],
+    )
+    .await
+    .map(drop)
+}
+
+/// Records a failed run in its own transaction. Call after the failed step
+/// was rolled back.
+pub async fn fail(conn: &mut Connection, run_id: i64, migration: &str, error: &str) -> Result<()> {
+    let finished = now();
+    conn.begin().await.map_err(|e| ledger_error("begin", e))?;
+    let result = async {
+        conn.execute(
+            "UPDATE dmig_runs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
+            &[
+                RunStatus::Failed.as_str().into(),
+                finished.as_str().into(),
+                error.into(),
+                run_id.into(),
+            ],
+        )
+        .await?;
+        conn.execute(
+            "UPDATE dmig_migrations SET state = ?, last_finished_at = ? WHERE name = ?",
+            &[
+                MigrationState::Failed.as_str().into(),
+                finished.as_str().into(),
+                migration.into(),
+            ],
+        )
+        .await
+    }
+    .await;
+    match result {
+        Ok(_) => conn.commit().await.map_err(|e| ledger_error("commit", e)),
+        Err(e) => {
+            let _ = conn.rollback().await;
+            Err(ledger_error("record failure", e))
+        }
+    }
+}
+
+const RUN_SELECT: &str = "SELECT id, migration, direction, status, started_at, finished_at, steps, \
+     rows_processed, cursor, error, host_version, sha256 FROM dmig_runs";
+
+fn ledger_error(action: &'static str, source: crate::db::DbError) -> Error {
+    Error::Ledger { action, source }
+}
+
+/// Reads typed columns from a ledger row by name.
+struct Cols<'a> {
+    rows: &'a Rows,
+    row: &'a [Value],
+}
+
+impl Cols<'_> {
+    fn value(&self, name: &str) -> &Value {
+        let index = self
+            .rows
+            .columns
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(name))
+            .expect("ledger queries select every column they read");
+        &self.row[index]
+    }
+
+    fn text(&self, name: &str) -> Result<String> {
+        self.opt_text(name)?.ok_or_else(|| corrupt(name))
+    }
+
+    fn opt_text(&self, name: &str) -> Result<Option<String>> {
+        match self.value(name) {
+            Value::Null => Ok(None),
+            Value::Text(s) => Ok(Some(s.clone())),
+            _ => Err(corrupt(name)),
+        }
+    }
+
+    fn int(&self, name: &str) -> Result<i64> {
+        self.value(name).as_i64().ok_or_else(|| corrupt(name))
+    }
+}
+
+fn corrupt(what: &str) -> Error {
+    Error::Ledger {
+        action: "read",
+        source: crate::db::DbError {
+            code: None,
+            message: format!("unexpected value in the ledger: {what} (was dmig_ edited by hand?)"),
+        },
+    }
+}
+
+fn migration_from_row(rows: &Rows, row: &[Value]) -> Result<MigrationRecord> {
+    let c = Cols { rows, row };
+    Ok(MigrationRecord {
+        name: c.text("name")?,
+        sha256: c.text("sha256")?,
+        description: c.opt_text("description")?.unwrap_or_default(),
+        state: MigrationState::parse(&c.text("state")?)?,
+        first_applied_at: c.opt_text("first_applied_at")?,
+        last_finished_at: c.opt_text("last_finished_at")?,
+    })
+}
+
+fn run_from_row(rows: &Rows, row: &[Value]) -> Result<RunRecord> {
+    let c = Cols { rows, row };
+    Ok(RunRecord {
+        id: c.int("id")?,
+        migration: c.text("migration")?,
+        direction: Direction::parse(&c.text("direction")?).ok_or_else(|| corrupt("direction"))?,
+        status: RunStatus::parse(&c.text("status")?)?,
+        started_at: c.text("started_at")?,
+        finished_at: c.opt_text("finished_at")?,
+        steps: c.int("steps")?,
+        rows_processed: c.int("rows_processed")?,
+        cursor: c.opt_text("cursor")?,
+        error: c.opt_text("error")?,
+        host_version: c.text("host_version")?,
+        sha256: c.text("sha256")?,
+    })
+}

@@ -1,0 +1,132 @@
+//! The `db` interface as the guest sees it: every call runs on the host's
+//! connection, inside the transaction of the current step, bounded by the
+//! step's deadline.
+
+use std::future::Future;
+
+use super::state::{HostState, HostTrap};
+use crate::bindings::latest::dmig::migration::{db, types};
+use crate::db::{DbError, Dialect, Rows, Value};
+
+impl types::Host for HostState {}
+
+impl db::Host for HostState {
+    async fn current_dialect(&mut self) -> wasmtime::Result<types::Dialect> {
+        Ok(match self.conn.dialect() {
+            Dialect::Sqlite => types::Dialect::Sqlite,
+            Dialect::Postgres => types::Dialect::Postgres,
+            Dialect::Mysql => types::Dialect::Mysql,
+        })
+    }
+
+    async fn query(
+        &mut self,
+        sql: String,
+        params: Vec<types::Value>,
+    ) -> wasmtime::Result<Result<types::Rows, types::DbError>> {
+        let params = params.into_iter().map(Value::from).collect::<Vec<_>>();
+        let result = self
+            .bounded(|conn| async move { conn.query(&sql, &params).await })
+            .await?;
+        Ok(result.map(types::Rows::from))
+    }
+
+    async fn execute(
+        &mut self,
+        sql: String,
+        params: Vec<types::Value>,
+    ) -> wasmtime::Result<Result<u64, types::DbError>> {
+        let params = params.into_iter().map(Value::from).collect::<Vec<_>>();
+        self.bounded(|conn| async move { conn.execute(&sql, &params).await })
+            .await
+    }
+
+    async fn execute_many(
+        &mut self,
+        sql: String,
+        param_sets: Vec<Vec<types::Value>>,
+    ) -> wasmtime::Result<Result<u64, types::DbError>> {
+        let param_sets = param_sets
+            .into_iter()
+            .map(|set| set.into_iter().map(Value::from).collect())
+            .collect::<Vec<Vec<_>>>();
+        self.bounded(|conn| async move { conn.execute_many(&sql, &param_sets).await })
+            .await
+    }
+}
+
+impl HostState {
+    /// Runs one database call if a step is running, and traps if the step's
+    /// deadline passes while it runs.
+    async fn bounded<'a, T, F>(
+        &'a mut self,
+        call: impl FnOnce(&'a mut crate::db::Connection) -> F,
+    ) -> wasmtime::Result<Result<T, types::DbError>>
+    where
+        F: Future<Output = Result<T, DbError>> + 'a,
+    {
+        let Some(deadline) = self.step_deadline else {
+            return Ok(Err(types::DbError {
+                code: None,
+                message:
+                    "the database is only available inside up and down (describe must not use it)"
+                        .into(),
+            }));
+        };
+        let timeout = self.step_timeout;
+        match tokio::time::timeout_at(deadline, call(&mut self.conn)).await {
+            Ok(result) => Ok(result.map_err(types::DbError::from)),
+            Err(_elapsed) => Err(wasmtime::Error::new(HostTrap::StepTimeoutInHostCall {
+                timeout,
+            })),
+        }
+    }
+}
+
+impl From<types::Value> for Value {
+    fn from(value: types::Value) -> Self {
+        match value {
+            types::Value::Null => Value::Null,
+            types::Value::Boolean(b) => Value::Boolean(b),
+            types::Value::Int(i) => Value::Int(i),
+            types::Value::Float(f) => Value::Float(f),
+            types::Value::Text(s) => Value::Text(s),
+            types::Value::Blob(b) => Value::Blob(b),
+        }
+    }
+}
+
+impl From<Value> for types::Value {
+    fn from(value: Value) -> Self {
+        match value {
+            Value::Null => types::Value::Null,
+            Value::Boolean(b) => types::Value::Boolean(b),
+            Value::Int(i) => types::Value::Int(i),
+            Value::Float(f) => types::Value::Float(f),
+            Value::Text(s) => types::Value::Text(s),
+            Value::Blob(b) => types::Value::Blob(b),
+        }
+    }
+}
+
+impl From<Rows> for types::Rows {
+    fn from(rows: Rows) -> Self {
+        types::Rows {
+            columns: rows.columns,
+            rows: rows
+                .rows
+                .into_iter()
+                .map(|row| row.into_iter().map(types::Value::from).collect())
+                .collect(),
+        }
+    }
+}
+
+impl From<DbError> for types::DbError {
+    fn from(error: DbError) -> Self {
+        types::DbError {
+            code: error.code,
+            message: error.message,
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! What a guest's store holds: its WASI context, its limits, and the host's
+//! database connection.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::output::CapturedOutput;
+use crate::db::Connection;
+
+/// Per-run host state, owned by the wasmtime store.
+pub struct HostState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: Limiter,
+    pub(crate) conn: Connection,
+    /// When the current step must end, if a step is running. Host calls made
+    /// outside a step (from `describe`) are refused.
+    pub(crate) step_deadline: Option<Instant>,
+    pub(crate) step_timeout: Duration,
+    pub(crate) stdout: CapturedOutput,
+    pub(crate) stderr: CapturedOutput,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A trap raised by the host itself, so the runner can name its cause.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HostTrap {
+    /// The guest tried to grow its linear memory past the limit.
+    #[error("guest exceeded its {} MiB memory limit", limit / (1024 * 1024))]
+    MemoryLimit { limit: usize },
+    /// The guest tried to grow a table past the limit.
+    #[error("guest exceeded its table limit of {limit} elements")]
+    TableLimit { limit: usize },
+    /// A host call (a database statement) was still running when the step's
+    /// time ran out.
+    #[error("step exceeded {} s (the time ran out inside a database call)", timeout.as_secs_f64())]
+    StepTimeoutInHostCall { timeout: Duration },
+}
+
+/// Enforces the sandbox's memory and table limits with errors that say which
+/// limit was hit.
+pub struct Limiter {
+    pub(crate) max_memory: usize,
+    pub(crate) max_table_elements: usize,
+    pub(crate) max_instances: usize,
+    pub(crate) max_tables: usize,
+    pub(crate) max_memories: usize,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            return Err(wasmtime::Error::new(HostTrap::MemoryLimit {
+                limit: self.max_memory,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_table_elements {
+            return Err(wasmtime::Error::new(HostTrap::TableLimit {
+                limit: self.max_table_elements,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.max_instances
+    }
+
+    fn tables(&self) -> usize {
+        self.max_tables
+    }
+
+    fn memories(&self) -> usize {
+        self.max_memories
+    }
+}
