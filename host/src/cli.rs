@@ -99,10 +99,10 @@ struct StatusArgs {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> std::process::ExitCode {
     // A missing .env is normal; a malformed one is worth a warning.
-    if let Err(e) = dotenvy::dotenv() {
-        if !e.not_found() {
-            eprintln!("warning: ignoring .env: {e}");
-        }
+    if let Err(e) = dotenvy::dotenv()
+        && !e.not_found()
+    {
+        eprintln!("warning: ignoring .env: {e}");
     }
     let cli = Cli::parse();
     init_logging(cli.verbose);

@@ -159,14 +159,15 @@ impl RunPlan {
         let conn = instance.connection();
         ledger::ensure_schema(conn).await?;
         let record = ledger::migration(conn, &meta.name).await?;
-        if let Some(record) = &record {
-            if record.sha256 != artifact.sha256() && !options.allow_changed {
-                return Err(Error::ArtifactMismatch {
-                    name: meta.name,
-                    expected: record.sha256.clone(),
-                    found: artifact.sha256().to_owned(),
-                });
-            }
+        if let Some(record) = &record
+            && record.sha256 != artifact.sha256()
+            && !options.allow_changed
+        {
+            return Err(Error::ArtifactMismatch {
+                name: meta.name,
+                expected: record.sha256.clone(),
+                found: artifact.sha256().to_owned(),
+            });
         }
         let state = record.as_ref().map(|r| r.state);
         let mut plan = RunPlan {
@@ -188,19 +189,20 @@ impl RunPlan {
             }
             _ => {}
         }
-        if !options.restart && !options.force {
-            if let Some(last) = ledger::latest_run(conn, &plan.meta.name).await? {
-                let unfinished = last.status != RunStatus::Succeeded;
-                if unfinished && last.direction == direction && last.cursor.is_some() {
-                    tracing::info!(
-                        run = last.id,
-                        cursor = last.cursor.as_deref(),
-                        "resuming the unfinished run"
-                    );
-                    plan.start = Some(last.cursor);
-                    plan.resumed = true;
-                }
-            }
+        if !options.restart
+            && !options.force
+            && let Some(last) = ledger::latest_run(conn, &plan.meta.name).await?
+            && last.status != RunStatus::Succeeded
+            && last.direction == direction
+            && last.cursor.is_some()
+        {
+            tracing::info!(
+                run = last.id,
+                cursor = last.cursor.as_deref(),
+                "resuming the unfinished run"
+            );
+            plan.start = Some(last.cursor);
+            plan.resumed = true;
         }
         Ok(plan)
     }
@@ -305,11 +307,12 @@ impl RunPlan {
             Ok(step)
         }
         .await;
-        if outcome.is_err() {
-            if let Err(e) = instance.connection().rollback().await {
-                // A failed COMMIT has already ended the transaction.
-                tracing::debug!("rollback after a failed step: {e}");
-            }
+        // After a failed COMMIT the transaction is already over, so a failing
+        // rollback here is expected and only worth a debug line.
+        if outcome.is_err()
+            && let Err(e) = instance.connection().rollback().await
+        {
+            tracing::debug!("rollback after a failed step: {e}");
         }
         outcome
     }
