@@ -10,7 +10,7 @@ const DMIG: &str = env!("CARGO_BIN_EXE_dmig-host-under-test");
 const NAMES: &[(&str, &str)] = &[
     ("Ada Lovelace", "ada-lovelace"),
     ("  Grace   HOPPER!! ", "grace-hopper"),
-    ("Émile Zola", "mile-zola"),
+    ("Émile Zola", "emile-zola"),
     ("!!!", "user"),
     ("O'Brien & Sons", "o-brien-sons"),
     ("user 42", "user-42"),

@@ -123,3 +123,68 @@ impl ColumnIndex for usize {
         format!("#{self}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Rows {
+        Rows::new(
+            vec!["id".into(), "name".into(), "note".into()],
+            vec![
+                vec![Value::Int(1), Value::Text("ada".into()), Value::Null],
+                vec![
+                    Value::Int(2),
+                    Value::Text("grace".into()),
+                    Value::Text("x".into()),
+                ],
+            ],
+        )
+    }
+
+    #[test]
+    fn reads_by_name_and_index() {
+        let rows = sample();
+        assert_eq!(rows.len(), 2);
+        let first = rows.get(0).unwrap();
+        assert_eq!(first.get::<i64>("id").unwrap(), 1);
+        assert_eq!(first.get::<String>(1).unwrap(), "ada");
+        assert_eq!(first.get::<Option<String>>("note").unwrap(), None);
+        assert_eq!(
+            rows.last()
+                .unwrap()
+                .get::<Option<String>>("note")
+                .unwrap()
+                .as_deref(),
+            Some("x")
+        );
+        let ids: Vec<i64> = rows.iter().map(|r| r.get("id").unwrap()).collect();
+        assert_eq!(ids, [1, 2]);
+    }
+
+    #[test]
+    fn errors_name_the_column_and_the_types() {
+        let rows = sample();
+        let row = rows.get(0).unwrap();
+        assert_eq!(
+            row.get::<i64>("name").unwrap_err(),
+            Error::TypeMismatch {
+                column: "name".into(),
+                expected: "i64",
+                found: "text"
+            }
+        );
+        assert_eq!(
+            row.get::<i64>("missing").unwrap_err().to_string(),
+            "no column \"missing\" in the result (columns: id, name, note)"
+        );
+        assert_eq!(
+            row.get::<i64>(3).unwrap_err().to_string(),
+            "no column #3 in the result (columns: id, name, note)"
+        );
+        assert_eq!(
+            row.get::<String>("note").unwrap_err().to_string(),
+            "column note holds NULL, which cannot be read as String"
+        );
+    }
+}

@@ -172,3 +172,49 @@ pub(crate) fn convert<T: FromValue>(column: &str, value: &Value) -> Result<T> {
         found: value.kind(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_convert_from_rust_values() {
+        assert_eq!(
+            crate::params![
+                1i32,
+                2u32,
+                true,
+                1.5,
+                "a",
+                String::from("b"),
+                vec![1u8],
+                None::<i64>,
+                Some(3)
+            ],
+            vec![
+                Value::Int(1),
+                Value::Int(2),
+                Value::Boolean(true),
+                Value::Float(1.5),
+                Value::Text("a".into()),
+                Value::Text("b".into()),
+                Value::Blob(vec![1]),
+                Value::Null,
+                Value::Int(3),
+            ]
+        );
+        assert!(crate::params![].is_empty());
+    }
+
+    #[test]
+    fn conversions_are_exact() {
+        assert_eq!(i32::from_value(&Value::Int(i64::from(i32::MAX) + 1)), None);
+        assert_eq!(u8::from_value(&Value::Int(-1)), None);
+        assert_eq!(bool::from_value(&Value::Int(2)), None);
+        assert_eq!(bool::from_value(&Value::Int(1)), Some(true));
+        assert_eq!(f64::from_value(&Value::Int(3)), Some(3.0));
+        assert_eq!(f64::from_value(&Value::Int(i64::MAX)), None);
+        assert_eq!(String::from_value(&Value::Int(3)), None);
+        assert_eq!(Option::<i64>::from_value(&Value::Null), Some(None));
+    }
+}

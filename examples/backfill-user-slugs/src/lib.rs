@@ -89,21 +89,10 @@ pub fn slug_for(name: &str, id: i64) -> String {
     }
 }
 
-/// Lowercase ASCII letters and digits, with every other run of characters
-/// collapsed into one `-`, and no `-` at either end.
+/// Lowercase ASCII letters and digits, other scripts transliterated
+/// (`Émile` becomes `emile`), every other run of characters one `-`.
 pub fn slugify(name: &str) -> String {
-    let mut slug = String::with_capacity(name.len());
-    for c in name.chars() {
-        if c.is_ascii_alphanumeric() {
-            slug.push(c.to_ascii_lowercase());
-        } else if !slug.is_empty() && !slug.ends_with('-') {
-            slug.push('-');
-        }
-    }
-    while slug.ends_with('-') {
-        slug.pop();
-    }
-    slug
+    slug::slugify(name)
 }
 
 #[cfg(test)]
@@ -114,7 +103,8 @@ mod tests {
     fn slugs() {
         assert_eq!(slug_for("Ada Lovelace", 7), "ada-lovelace-7");
         assert_eq!(slug_for("  Grace   HOPPER!! ", 12), "grace-hopper-12");
-        assert_eq!(slug_for("Émile Zola", 3), "mile-zola-3");
+        assert_eq!(slug_for("Émile Zola", 3), "emile-zola-3");
+        assert_eq!(slug_for("O'Brien & Sons", 8), "o-brien-sons-8");
         assert_eq!(slug_for("!!!", 4), "user-4");
         assert_eq!(slug_for("", 5), "user-5");
     }
