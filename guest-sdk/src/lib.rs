@@ -44,6 +44,7 @@ extern crate self as dmig_guest;
 
 pub mod db;
 mod error;
+pub mod input;
 mod migration;
 mod rows;
 mod value;

@@ -3,6 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
@@ -10,6 +11,7 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use crate::error::{Error, ExitCode};
 use crate::ledger::MigrationStatus;
 use crate::runner::{self, Direction, Outcome, OutcomeKind, RunOptions, Runner};
+use crate::sandbox::CallLimits;
 use crate::{Artifact, SandboxBuilder};
 
 /// Run sandboxed, transactional, tracked data migrations built as WebAssembly
@@ -59,6 +61,95 @@ impl ConnectOpts {
     }
 }
 
+/// What the guest may use. Every limit has a finite default; nothing is
+/// granted unless named here.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Sandbox")]
+struct SandboxOpts {
+    /// Most linear memory the guest may use (per memory), e.g. 256MiB, 1GiB.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    max_memory: usize,
+
+    /// Most wall-clock time one step may take, guest code and database calls
+    /// together, e.g. 60s, 5m, 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    step_timeout: Duration,
+
+    /// A deterministic budget per step, in fuel units (about one per wasm
+    /// instruction). Off by default.
+    #[arg(long, value_name = "N")]
+    fuel: Option<u64>,
+
+    /// Most rows one query may return to the guest.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    max_result_rows: usize,
+
+    /// Most data one query may return to the guest, e.g. 64MiB.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    max_result_bytes: usize,
+
+    /// Longest SQL text the guest may send in one call.
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
+    max_sql_bytes: usize,
+
+    /// Most parameter values in one call (all sets of an execute-many together).
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    max_params: usize,
+
+    /// Most wasm instances the component may create.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_instances: usize,
+
+    /// Most wasm tables the component may create (each at most 100,000 elements).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_tables: usize,
+
+    /// Most live WASI resources (streams, pollables, descriptors) the guest may hold.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_resources: usize,
+
+    /// Grant one file, read-only, visible to the guest as /inputs/NAME
+    /// (repeatable). Nothing else of the filesystem is visible.
+    #[arg(long = "input", value_name = "NAME=PATH", value_parser = parse_input)]
+    inputs: Vec<(String, PathBuf)>,
+}
+
+impl SandboxOpts {
+    fn builder(&self) -> Result<SandboxBuilder, Error> {
+        let mut builder = SandboxBuilder::new();
+        builder
+            .max_memory(self.max_memory)
+            .step_timeout(self.step_timeout)
+            .fuel(self.fuel)
+            .call_limits(CallLimits {
+                max_result_rows: self.max_result_rows,
+                max_result_bytes: self.max_result_bytes,
+                max_sql_bytes: self.max_sql_bytes,
+                max_params: self.max_params,
+            })
+            .max_instances(self.max_instances, self.max_tables, 100_000, 8)
+            .max_resources(self.max_resources);
+        for (name, path) in &self.inputs {
+            builder.grant_input(name, path)?;
+        }
+        Ok(builder)
+    }
+}
+
+fn parse_size(text: &str) -> Result<usize, String> {
+    let size: bytesize::ByteSize = text
+        .parse()
+        .map_err(|e| format!("{e} (write a size such as 256MiB or 1GiB)"))?;
+    usize::try_from(size.as_u64()).map_err(|_| "too large for this machine".to_owned())
+}
+
+fn parse_input(text: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = text
+        .split_once('=')
+        .ok_or_else(|| "expected NAME=PATH, e.g. users.csv=./exports/users.csv".to_owned())?;
+    Ok((name.to_owned(), PathBuf::from(path)))
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
     /// The migration component (.wasm) to run.
@@ -84,6 +175,9 @@ struct RunArgs {
     /// Print the outcome as one JSON object.
     #[arg(long)]
     json: bool,
+
+    #[command(flatten)]
+    sandbox: SandboxOpts,
 }
 
 #[derive(Debug, Args)]
@@ -153,7 +247,7 @@ fn run(cli: Cli) -> Result<(), Error> {
 async fn migrate(args: RunArgs, direction: Direction) -> Result<(), Error> {
     let url = args.connect.url()?;
     let artifact = Artifact::load(&args.artifact)?;
-    let runner = Runner::new(SandboxBuilder::new().build()?);
+    let runner = Runner::new(args.sandbox.builder()?.build()?);
     let options = RunOptions {
         force: args.force,
         restart: args.restart,

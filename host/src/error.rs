@@ -17,7 +17,7 @@ pub enum ExitCode {
     /// was rolled back and the run recorded as failed in the ledger.
     MigrationFailed = 1,
     /// Bad command-line usage or configuration (missing database URL, unknown
-    /// URL scheme).
+    /// URL scheme, an input that cannot be granted).
     Usage = 2,
     /// The database could not be reached, or the ledger could not be read or
     /// written.
@@ -25,6 +25,10 @@ pub enum ExitCode {
     /// The host refused to run: not reversible, not applied, or an artifact
     /// whose bytes differ from the applied one.
     Refused = 4,
+    /// The guest trapped (panic, stack overflow, `unreachable`) or hit a
+    /// sandbox limit (memory, time, fuel); its step was rolled back and the
+    /// run recorded as failed with the cause.
+    GuestTrapped = 5,
     /// The artifact file could not be read.
     ArtifactUnreadable = 10,
     /// The artifact is not a WebAssembly file at all.
@@ -86,6 +90,13 @@ pub enum Error {
     /// The component does not implement the dmig world.
     #[error("{} is a component but not a dmig migration: {reason} (build it against the dmig-guest SDK and call export_migration!)", path.display())]
     WrongWorld { path: PathBuf, reason: String },
+    /// An `--input` grant cannot be made.
+    #[error("cannot grant input {name} ({}): {reason} (use --input NAME=PATH with a plain NAME and a readable file)", path.display())]
+    BadInput {
+        name: String,
+        path: PathBuf,
+        reason: String,
+    },
     /// No database URL was given.
     #[error(
         "no database given: pass --database URL or set DATABASE_URL (in the environment or a .env file)"
@@ -159,8 +170,14 @@ impl Error {
             Error::MalformedWasm { .. } => ExitCode::MalformedWasm,
             Error::CoreModule { .. } => ExitCode::CoreModule,
             Error::WrongWorld { .. } => ExitCode::WrongWorld,
-            Error::MissingDatabaseUrl | Error::UnsupportedDatabase { .. } => ExitCode::Usage,
+            Error::MissingDatabaseUrl
+            | Error::UnsupportedDatabase { .. }
+            | Error::BadInput { .. } => ExitCode::Usage,
             Error::Connect { .. } | Error::Ledger { .. } => ExitCode::Database,
+            Error::MigrationFailed {
+                cause: FailureCause::Trap(_),
+                ..
+            } => ExitCode::GuestTrapped,
             Error::MigrationFailed { .. } | Error::DescribeFailed { .. } => {
                 ExitCode::MigrationFailed
             }

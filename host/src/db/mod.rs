@@ -88,6 +88,49 @@ impl From<sqlx::Error> for DbError {
     }
 }
 
+/// Caps on what one query may return, so a guest cannot make the host hold
+/// an unbounded result in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResultLimits {
+    /// Most rows one query may return.
+    pub max_rows: usize,
+    /// Most bytes (text and blob lengths, 8 per number) one query may return.
+    pub max_bytes: usize,
+}
+
+impl ResultLimits {
+    /// No caps: for the host's own ledger queries.
+    pub const NONE: ResultLimits = ResultLimits {
+        max_rows: usize::MAX,
+        max_bytes: usize::MAX,
+    };
+}
+
+/// The error code of a call refused because it exceeded a sandbox limit.
+pub const LIMIT_CODE: &str = "dmig:limit";
+/// The error code of a statement refused by the sandbox's SQL policy.
+pub const REFUSED_CODE: &str = "dmig:refused";
+
+/// Interrupts the statement running on a connection, from another task.
+///
+/// Holds the raw SQLite handle: valid only while its [`Connection`] lives,
+/// which is why it is only handed out for the duration of one call.
+#[derive(Clone, Copy)]
+pub(crate) struct Interrupter(std::ptr::NonNull<libsqlite3_sys::sqlite3>);
+
+// SAFETY: sqlite3_interrupt is documented as safe to call from any thread
+// while the connection is open; that is the only use of the pointer.
+unsafe impl Send for Interrupter {}
+unsafe impl Sync for Interrupter {}
+
+impl Interrupter {
+    /// Makes the running statement (if any) fail with SQLITE_INTERRUPT.
+    pub(crate) fn interrupt(self) {
+        // SAFETY: see the type's invariant; the connection is alive.
+        unsafe { libsqlite3_sys::sqlite3_interrupt(self.0.as_ptr()) }
+    }
+}
+
 /// A single connection to the target database. dmig uses exactly one per run,
 /// so the transaction a step runs in is unambiguous.
 pub struct Connection {
@@ -95,7 +138,7 @@ pub struct Connection {
 }
 
 enum Inner {
-    Sqlite(sqlx::SqliteConnection),
+    Sqlite(sqlx::SqliteConnection, Interrupter),
 }
 
 impl fmt::Debug for Connection {
@@ -125,7 +168,17 @@ impl Connection {
 
     async fn open(url: &str, create: bool) -> Result<Self> {
         let inner = match Dialect::from_url(url)? {
-            Dialect::Sqlite => Inner::Sqlite(sqlite::connect(url, create).await?),
+            Dialect::Sqlite => {
+                let mut conn = sqlite::connect(url, create).await?;
+                let handle =
+                    sqlite::raw_handle(&mut conn)
+                        .await
+                        .map_err(|source| Error::Connect {
+                            url: redact(url),
+                            source,
+                        })?;
+                Inner::Sqlite(conn, Interrupter(handle))
+            }
             dialect @ (Dialect::Postgres | Dialect::Mysql) => {
                 return Err(Error::UnsupportedDatabase {
                     url: redact(url),
@@ -141,7 +194,15 @@ impl Connection {
     /// The kind of database this connection talks to.
     pub fn dialect(&self) -> Dialect {
         match self.inner {
-            Inner::Sqlite(_) => Dialect::Sqlite,
+            Inner::Sqlite(..) => Dialect::Sqlite,
+        }
+    }
+
+    /// A way to interrupt a statement running on this connection, where the
+    /// database has one.
+    pub(crate) fn interrupter(&self) -> Option<Interrupter> {
+        match self.inner {
+            Inner::Sqlite(_, interrupter) => Some(interrupter),
         }
     }
 
@@ -162,15 +223,26 @@ impl Connection {
 
     async fn raw(&mut self, sql: &'static str) -> Result<(), DbError> {
         match &mut self.inner {
-            Inner::Sqlite(c) => sqlx::raw_sql(sql).execute(c).await.map(drop)?,
+            Inner::Sqlite(c, _) => sqlx::raw_sql(sql).execute(c).await.map(drop)?,
         }
         Ok(())
     }
 
     /// Runs a statement with `?` placeholders and returns every row.
     pub async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+        self.query_limited(sql, params, ResultLimits::NONE).await
+    }
+
+    /// Like [`Connection::query`], but stops reading and fails with
+    /// [`LIMIT_CODE`] as soon as the result exceeds `limits`.
+    pub async fn query_limited(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        limits: ResultLimits,
+    ) -> Result<Rows, DbError> {
         match &mut self.inner {
-            Inner::Sqlite(c) => sqlite::query(c, sql, params).await,
+            Inner::Sqlite(c, _) => sqlite::query(c, sql, params, limits).await,
         }
     }
 
@@ -200,7 +272,7 @@ impl Connection {
         params: &[Value],
     ) -> Result<(u64, i64), DbError> {
         match &mut self.inner {
-            Inner::Sqlite(c) => sqlite::execute(c, sql, params).await,
+            Inner::Sqlite(c, _) => sqlite::execute(c, sql, params).await,
         }
     }
 }

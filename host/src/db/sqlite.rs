@@ -8,7 +8,9 @@ use sqlx::{
     Column, ConnectOptions, Executor, Row, Sqlite, SqliteConnection, Statement, TypeInfo, ValueRef,
 };
 
-use super::{DbError, Rows, Value, redact};
+use futures_util::TryStreamExt;
+
+use super::{DbError, LIMIT_CODE, ResultLimits, Rows, Value, redact};
 use crate::error::{Error, Result};
 
 /// How long a statement waits for another connection's lock before failing.
@@ -47,15 +49,45 @@ fn bind<'q>(
     query
 }
 
+/// The raw handle, for [`super::Interrupter`].
+pub(super) async fn raw_handle(
+    conn: &mut SqliteConnection,
+) -> Result<std::ptr::NonNull<libsqlite3_sys::sqlite3>, sqlx::Error> {
+    Ok(conn.lock_handle().await?.as_raw_handle())
+}
+
 pub(super) async fn query(
     conn: &mut SqliteConnection,
     sql: &str,
     params: &[Value],
+    limits: ResultLimits,
 ) -> Result<Rows, DbError> {
     let query = bind(sqlx::query(sqlx::AssertSqlSafe(sql)), params);
-    let rows = query.fetch_all(&mut *conn).await?;
-    let columns = match rows.first() {
-        Some(row) => row.columns().iter().map(|c| c.name().to_owned()).collect(),
+    let mut stream = query.fetch(&mut *conn);
+    let mut columns = None;
+    let mut rows = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(row) = stream.try_next().await? {
+        if rows.len() == limits.max_rows {
+            return Err(limit_error(format!(
+                "the query returned more than {} rows (the per-call limit); fetch fewer rows per step",
+                limits.max_rows
+            )));
+        }
+        columns.get_or_insert_with(|| row.columns().iter().map(|c| c.name().to_owned()).collect());
+        let values = decode_row(&row)?;
+        bytes = bytes.saturating_add(values.iter().map(Value::size).sum());
+        if bytes > limits.max_bytes {
+            return Err(limit_error(format!(
+                "the query returned more than {} bytes (the per-call limit); fetch fewer or smaller rows per step",
+                limits.max_bytes
+            )));
+        }
+        rows.push(values);
+    }
+    drop(stream);
+    let columns = match columns {
+        Some(columns) => columns,
         // No row to read names from: ask the (cached) prepared statement.
         None => conn
             .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql)))
@@ -65,7 +97,6 @@ pub(super) async fn query(
             .map(|c| c.name().to_owned())
             .collect(),
     };
-    let rows = rows.iter().map(decode_row).collect::<Result<_, _>>()?;
     Ok(Rows { columns, rows })
 }
 
@@ -97,4 +128,11 @@ fn decode_row(row: &SqliteRow) -> Result<Vec<Value>, DbError> {
             Ok(value)
         })
         .collect()
+}
+
+fn limit_error(message: String) -> DbError {
+    DbError {
+        code: Some(LIMIT_CODE.into()),
+        message,
+    }
 }

@@ -21,6 +21,15 @@ impl Value {
         }
     }
 
+    /// Roughly how many bytes the value occupies, for result caps.
+    pub fn size(&self) -> usize {
+        match self {
+            Value::Text(s) => s.len(),
+            Value::Blob(b) => b.len(),
+            _ => 8,
+        }
+    }
+
     /// The integer, if this is an integer value.
     pub fn as_i64(&self) -> Option<i64> {
         match self {

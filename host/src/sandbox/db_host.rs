@@ -4,9 +4,10 @@
 
 use std::future::Future;
 
+use super::policy;
 use super::state::{HostState, HostTrap};
 use crate::bindings::latest::dmig::migration::{db, types};
-use crate::db::{DbError, Dialect, Rows, Value};
+use crate::db::{DbError, Dialect, LIMIT_CODE, REFUSED_CODE, ResultLimits, Rows, Value};
 
 impl types::Host for HostState {}
 
@@ -24,9 +25,16 @@ impl db::Host for HostState {
         sql: String,
         params: Vec<types::Value>,
     ) -> wasmtime::Result<Result<types::Rows, types::DbError>> {
+        if let Err(e) = self.admit(&sql, params.len()) {
+            return Ok(Err(e.into()));
+        }
         let params = params.into_iter().map(Value::from).collect::<Vec<_>>();
+        let limits = ResultLimits {
+            max_rows: self.calls.max_result_rows,
+            max_bytes: self.calls.max_result_bytes,
+        };
         let result = self
-            .bounded(|conn| async move { conn.query(&sql, &params).await })
+            .bounded(|conn| async move { conn.query_limited(&sql, &params, limits).await })
             .await?;
         Ok(result.map(types::Rows::from))
     }
@@ -36,6 +44,9 @@ impl db::Host for HostState {
         sql: String,
         params: Vec<types::Value>,
     ) -> wasmtime::Result<Result<u64, types::DbError>> {
+        if let Err(e) = self.admit(&sql, params.len()) {
+            return Ok(Err(e.into()));
+        }
         let params = params.into_iter().map(Value::from).collect::<Vec<_>>();
         self.bounded(|conn| async move { conn.execute(&sql, &params).await })
             .await
@@ -46,6 +57,10 @@ impl db::Host for HostState {
         sql: String,
         param_sets: Vec<Vec<types::Value>>,
     ) -> wasmtime::Result<Result<u64, types::DbError>> {
+        let total = param_sets.iter().map(Vec::len).sum();
+        if let Err(e) = self.admit(&sql, total) {
+            return Ok(Err(e.into()));
+        }
         let param_sets = param_sets
             .into_iter()
             .map(|set| set.into_iter().map(Value::from).collect())
@@ -56,8 +71,35 @@ impl db::Host for HostState {
 }
 
 impl HostState {
-    /// Runs one database call if a step is running, and traps if the step's
-    /// deadline passes while it runs.
+    /// Checks a call against the per-call caps and the SQL policy before it
+    /// reaches the database.
+    fn admit(&self, sql: &str, params: usize) -> Result<(), DbError> {
+        let limit = |message: String| DbError {
+            code: Some(LIMIT_CODE.into()),
+            message,
+        };
+        if sql.len() > self.calls.max_sql_bytes {
+            return Err(limit(format!(
+                "the SQL text is {} bytes, over the per-call limit of {} bytes",
+                sql.len(),
+                self.calls.max_sql_bytes
+            )));
+        }
+        if params > self.calls.max_params {
+            return Err(limit(format!(
+                "the call passes {params} parameter values, over the per-call limit of {}; send smaller batches",
+                self.calls.max_params
+            )));
+        }
+        policy::check(self.conn.dialect(), sql).map_err(|refusal| DbError {
+            code: Some(REFUSED_CODE.into()),
+            message: refusal.to_string(),
+        })
+    }
+
+    /// Runs one database call if a step is running. If the step's deadline
+    /// passes while it runs, the statement is interrupted in the database (so
+    /// nothing keeps running behind the host's back) and the guest traps.
     async fn bounded<'a, T, F>(
         &'a mut self,
         call: impl FnOnce(&'a mut crate::db::Connection) -> F,
@@ -74,11 +116,20 @@ impl HostState {
             }));
         };
         let timeout = self.step_timeout;
-        match tokio::time::timeout_at(deadline, call(&mut self.conn)).await {
-            Ok(result) => Ok(result.map_err(types::DbError::from)),
-            Err(_elapsed) => Err(wasmtime::Error::new(HostTrap::StepTimeoutInHostCall {
-                timeout,
-            })),
+        let interrupter = self.conn.interrupter();
+        let call = call(&mut self.conn);
+        tokio::pin!(call);
+        tokio::select! {
+            result = &mut call => Ok(result.map_err(types::DbError::from)),
+            () = tokio::time::sleep_until(deadline) => {
+                if let Some(interrupter) = interrupter {
+                    interrupter.interrupt();
+                    // Wait for the database to give up the statement, so the
+                    // rollback that follows does not queue behind it.
+                    let _ = call.await;
+                }
+                Err(wasmtime::Error::new(HostTrap::StepTimeoutInHostCall { timeout }))
+            }
         }
     }
 }

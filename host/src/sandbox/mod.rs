@@ -9,17 +9,20 @@
 
 mod db_host;
 mod output;
+pub mod policy;
 mod state;
 mod trap;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
-use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi::{FsPerms, WasiCtx};
 
 pub use output::CapturedOutput;
 pub use state::{HostState, HostTrap};
@@ -48,7 +51,33 @@ pub struct SandboxBuilder {
     max_tables: usize,
     max_table_elements: usize,
     max_memories: usize,
+    max_resources: usize,
+    calls: CallLimits,
+    inputs: Vec<Input>,
 }
+
+/// Caps on what one `db` call may send or receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimits {
+    /// Most rows one query may return.
+    pub max_result_rows: usize,
+    /// Most bytes one query may return.
+    pub max_result_bytes: usize,
+    /// Longest SQL text, in bytes.
+    pub max_sql_bytes: usize,
+    /// Most parameter values in one call (all sets of an execute-many together).
+    pub max_params: usize,
+}
+
+/// A file granted to the guest, read-only, as `/inputs/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// Where granted inputs appear in the guest's filesystem.
+pub const INPUTS_DIR: &str = "/inputs";
 
 impl Default for SandboxBuilder {
     fn default() -> Self {
@@ -69,7 +98,12 @@ impl SandboxBuilder {
     ///   calls ([`step_timeout`](Self::step_timeout))
     /// * fuel: off; no deterministic instruction budget ([`fuel`](Self::fuel))
     /// * wasm stack: 1 MiB ([`max_stack`](Self::max_stack))
-    /// * 64 instances, 64 tables of at most 100,000 elements, 8 memories
+    /// * one `db` call: at most 100,000 result rows and 64 MiB of result
+    ///   data, 1 MiB of SQL text and 100,000 parameter values
+    ///   ([`call_limits`](Self::call_limits))
+    /// * 64 instances, 64 tables of at most 100,000 elements, 8 memories,
+    ///   10,000 live WASI resources (streams, pollables, descriptors)
+    /// * no granted inputs ([`grant_input`](Self::grant_input))
     pub fn new() -> Self {
         SandboxBuilder {
             max_memory: 256 * 1024 * 1024,
@@ -81,7 +115,82 @@ impl SandboxBuilder {
             max_tables: 64,
             max_table_elements: 100_000,
             max_memories: 8,
+            max_resources: 10_000,
+            calls: CallLimits {
+                max_result_rows: 100_000,
+                max_result_bytes: 64 * 1024 * 1024,
+                max_sql_bytes: 1024 * 1024,
+                max_params: 100_000,
+            },
+            inputs: Vec::new(),
         }
+    }
+
+    /// Caps what one `db` call may send or receive. Exceeding a cap fails
+    /// that call with the error code `dmig:limit`, which the step may handle.
+    pub fn call_limits(&mut self, limits: CallLimits) -> &mut Self {
+        self.calls = limits;
+        self
+    }
+
+    /// Caps the number of wasm instances, tables, table elements and
+    /// memories a component may create. Defaults 64, 64, 100,000 and 8.
+    pub fn max_instances(
+        &mut self,
+        instances: usize,
+        tables: usize,
+        table_elements: usize,
+        memories: usize,
+    ) -> &mut Self {
+        self.max_instances = instances;
+        self.max_tables = tables;
+        self.max_table_elements = table_elements;
+        self.max_memories = memories;
+        self
+    }
+
+    /// Caps the live WASI resources (streams, pollables, file descriptors)
+    /// a guest may hold. Default 10,000.
+    pub fn max_resources(&mut self, resources: usize) -> &mut Self {
+        self.max_resources = resources;
+        self
+    }
+
+    /// Grants the guest read-only access to the file at `path`, visible as
+    /// `/inputs/<name>` and nowhere else; the rest of the filesystem stays
+    /// invisible. The guest can read and stat it, not write, create, rename
+    /// or list anything beyond the granted names.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadInput`] if `name` is not a plain file name or is granted
+    /// twice, or `path` is not a readable regular file.
+    pub fn grant_input(&mut self, name: &str, path: impl Into<PathBuf>) -> Result<&mut Self> {
+        let path = path.into();
+        let bad = |reason: &str| Error::BadInput {
+            name: name.to_owned(),
+            path: path.clone(),
+            reason: reason.to_owned(),
+        };
+        let plain =
+            !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
+        if !plain {
+            return Err(bad("the name must be a plain file name, without / or \\"));
+        }
+        if self.inputs.iter().any(|i| i.name == name) {
+            return Err(bad("that name is already granted"));
+        }
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => return Err(bad("it is not a regular file")),
+            Err(e) => return Err(bad(&e.to_string())),
+        }
+        std::fs::File::open(&path).map_err(|e| bad(&e.to_string()))?;
+        self.inputs.push(Input {
+            name: name.to_owned(),
+            path,
+        });
+        Ok(self)
     }
 
     /// Caps each linear memory at `bytes`. Growing past it traps with
@@ -140,6 +249,7 @@ impl SandboxBuilder {
             .map_err(sandbox_error)?;
 
         Ok(Sandbox {
+            compiled: Mutex::default(),
             config: self.clone(),
             ticker: Ticker::start(engine.clone()),
             engine,
@@ -155,6 +265,8 @@ fn sandbox_error(e: wasmtime::Error) -> Error {
 /// A configured engine that loads and instantiates migration components.
 pub struct Sandbox {
     config: SandboxBuilder,
+    /// Components compiled by this sandbox, by artifact sha256.
+    compiled: Mutex<HashMap<String, Component>>,
     engine: Engine,
     linker: Linker<HostState>,
     #[allow(dead_code)] // Held for its Drop, which stops the thread.
@@ -170,11 +282,7 @@ impl Sandbox {
     /// if it does not export the dmig `migration` interface or imports
     /// something the host does not provide.
     pub fn load(&self, artifact: &Artifact) -> Result<LoadedMigration> {
-        let component =
-            Component::new(&self.engine, artifact.bytes()).map_err(|e| Error::MalformedWasm {
-                path: artifact.path().to_path_buf(),
-                reason: e.root_cause().to_string(),
-            })?;
+        let component = self.compile(artifact)?;
         let wrong_world = |reason: String| Error::WrongWorld {
             path: artifact.path().to_path_buf(),
             reason,
@@ -221,16 +329,24 @@ impl Sandbox {
     ) -> Result<Instance> {
         let stdout = CapturedOutput::new(self.config.max_output);
         let stderr = CapturedOutput::new(self.config.max_output);
-        let wasi = WasiCtx::builder()
-            .stdout(stdout.clone())
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+            .allow_ip_name_lookup(false);
+        let inputs = self.stage_inputs()?;
+        if let Some(dir) = &inputs {
+            wasi.preopened_dir(dir.path(), INPUTS_DIR, FsPerms::ReadOnly)
+                .map_err(|e| Error::Sandbox(format!("cannot grant the inputs: {e:#}")))?;
+        }
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(self.config.max_resources);
         let state = HostState {
-            wasi,
-            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            table,
+            calls: self.config.calls,
+            _inputs: inputs,
             limiter: Limiter {
                 max_memory: self.config.max_memory,
                 max_table_elements: self.config.max_table_elements,
@@ -259,6 +375,49 @@ impl Sandbox {
             .map_err(|e| Error::Sandbox(instance.explain(&e)))?;
         instance.bindings = Some(bindings);
         Ok(instance)
+    }
+}
+
+impl Sandbox {
+    /// Puts the granted inputs, and nothing else, in a private directory:
+    /// hard links where possible, copies otherwise.
+    fn stage_inputs(&self) -> Result<Option<tempfile::TempDir>> {
+        if self.config.inputs.is_empty() {
+            return Ok(None);
+        }
+        let staging = |e: std::io::Error| Error::Sandbox(format!("cannot stage the inputs: {e}"));
+        let dir = tempfile::Builder::new()
+            .prefix("dmig-inputs-")
+            .tempdir()
+            .map_err(staging)?;
+        for input in &self.config.inputs {
+            let target = dir.path().join(&input.name);
+            if std::fs::hard_link(&input.path, &target).is_err() {
+                std::fs::copy(&input.path, &target).map_err(|e| Error::BadInput {
+                    name: input.name.clone(),
+                    path: input.path.clone(),
+                    reason: e.to_string(),
+                })?;
+            }
+        }
+        Ok(Some(dir))
+    }
+}
+
+impl Sandbox {
+    /// Compiles `artifact`, once per sha256 for the life of this sandbox.
+    fn compile(&self, artifact: &Artifact) -> Result<Component> {
+        let mut compiled = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(component) = compiled.get(artifact.sha256()) {
+            return Ok(component.clone());
+        }
+        let component =
+            Component::new(&self.engine, artifact.bytes()).map_err(|e| Error::MalformedWasm {
+                path: artifact.path().to_path_buf(),
+                reason: e.root_cause().to_string(),
+            })?;
+        compiled.insert(artifact.sha256().to_owned(), component.clone());
+        Ok(component)
     }
 }
 
@@ -341,15 +500,18 @@ impl Instance {
             Direction::Down => exports.call_down(&mut self.store, cursor).await,
         };
         self.store.data_mut().step_deadline = None;
-        self.log_output();
-        match result {
+        // `explain` reads the panic message from stderr, so it runs before
+        // the output is drained into the log.
+        let result = match result {
             Ok(Ok(step)) => Ok(Step {
                 cursor: step.cursor,
                 processed: step.processed,
             }),
             Ok(Err(message)) => Err(GuestFailure::Returned(message)),
             Err(trap) => Err(GuestFailure::Trapped(self.explain(&trap))),
-        }
+        };
+        self.log_output();
+        result
     }
 
     fn exports(&self) -> wit::Guest {
@@ -391,11 +553,9 @@ impl Instance {
         }
     }
 
-    fn explain(&mut self, error: &wasmtime::Error) -> String {
+    fn explain(&self, error: &wasmtime::Error) -> String {
         let stderr = self.store.data().stderr.contents();
-        let explanation = trap::explain(error, &stderr, &self.config);
-        self.log_output();
-        explanation
+        trap::explain(error, &stderr, &self.config)
     }
 }
 

@@ -5,8 +5,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
 /// A guest output stream kept in memory up to a fixed size. Output past the
 /// cap is dropped and counted rather than failing the guest: printing must
@@ -65,6 +67,46 @@ impl StdoutStream for CapturedOutput {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
         Box::new(self.clone())
     }
+
+    /// Writes straight into the buffer: no background task, so every byte
+    /// the guest wrote before a trap is there when the trap is explained,
+    /// and a chatty guest costs one memcpy per write.
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+}
+
+impl CapturedOutput {
+    fn append(&self, bytes: &[u8]) {
+        let mut buffer = self.lock();
+        let room = buffer.capacity.saturating_sub(buffer.bytes.len());
+        let kept = room.min(bytes.len());
+        buffer.bytes.extend_from_slice(&bytes[..kept]);
+        buffer.dropped += (bytes.len() - kept) as u64;
+    }
+}
+
+/// Room the stream always reports: writes never block and never fail.
+const WRITE_BUDGET: usize = 1024 * 1024;
+
+impl OutputStream for CapturedOutput {
+    fn write(&mut self, bytes: Bytes) -> Result<(), StreamError> {
+        self.append(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        Ok(WRITE_BUDGET)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for CapturedOutput {
+    async fn ready(&mut self) {}
 }
 
 impl AsyncWrite for CapturedOutput {

@@ -16,6 +16,9 @@ pub struct HostState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: Limiter,
+    pub(crate) calls: super::CallLimits,
+    /// The staged inputs, removed when the instance ends.
+    pub(crate) _inputs: Option<tempfile::TempDir>,
     pub(crate) conn: Connection,
     /// When the current step must end, if a step is running. Host calls made
     /// outside a step (from `describe`) are refused.

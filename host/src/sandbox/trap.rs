@@ -22,6 +22,14 @@ pub(super) fn explain(error: &wasmtime::Error, stderr: &str, config: &SandboxBui
                 config.fuel.unwrap_or_default()
             ),
             Trap::StackOverflow => "guest overflowed its stack (unbounded recursion?)".to_owned(),
+            // Rust and C keep their stack in linear memory, below the data:
+            // overflowing it is an out-of-bounds access, not a wasm stack
+            // overflow.
+            Trap::MemoryOutOfBounds => {
+                "guest accessed memory out of bounds: its stack most likely \
+                 overflowed (unbounded recursion?), or unsafe code went wrong"
+                    .to_owned()
+            }
             Trap::UnreachableCodeReached => match panic_message(stderr) {
                 Some(panic) => format!("guest panicked at {panic}"),
                 None => "guest trapped: wasm `unreachable` executed (an abort)".to_owned(),
