@@ -64,6 +64,7 @@ fn attack(name: &str, arg: &str) -> Result<()> {
             let _ = items[index];
             Ok(())
         }
+        "abort" => std::process::abort(),
         "print-flood" => {
             for i in 0..200_000 {
                 println!("line {i} of a flood the host must bound");
