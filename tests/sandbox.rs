@@ -177,7 +177,10 @@ fn a_panic_after_writes_rolls_the_step_back_and_reports_where() {
 #[test]
 fn an_abort_without_a_message_is_named_as_such() {
     let (cause, _) = attack("abort", "abort", "", &[], 5);
-    assert_eq!(cause, "guest trapped: wasm `unreachable` executed (an abort)");
+    assert_eq!(
+        cause,
+        "guest trapped: wasm `unreachable` executed (an abort)"
+    );
 }
 
 #[test]

@@ -42,10 +42,13 @@
 // outside it.
 extern crate self as dmig_guest;
 
+pub mod args;
 pub mod db;
 mod error;
 pub mod input;
+pub mod log;
 mod migration;
+pub mod progress;
 mod rows;
 mod value;
 
@@ -60,7 +63,7 @@ pub mod __private {
     pub use crate::migration::Adapter;
 
     wit_bindgen::generate!({
-        path: "../wit/v0.1.0",
+        path: "../wit/v0.2.0",
         world: "data-migration",
         pub_export_macro: true,
         export_macro_name: "__export_data_migration",

@@ -26,6 +26,13 @@ pub trait Migration {
             Self::describe().name
         )))
     }
+
+    /// Checks the outcome of `up` after its last step, inside that step's
+    /// transaction: an error rolls the last step back and fails the run. The
+    /// default checks nothing.
+    fn verify() -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Who a migration is; recorded in the ledger.
@@ -112,6 +119,10 @@ impl<M: Migration> wit::Guest for Adapter<M> {
         M::down(cursor.as_deref())
             .map(Into::into)
             .map_err(|e| e.to_string())
+    }
+
+    fn verify() -> Result<(), String> {
+        M::verify().map_err(|e| e.to_string())
     }
 }
 

@@ -1,7 +1,20 @@
-//! The host's only `bindgen!`: one module per released WIT version, so a
-//! component built against any of them keeps running.
+//! The host's only `bindgen!`s: one module per released WIT version, so a
+//! component built against any of them keeps running. New host logic is
+//! written against [`latest`]; older versions delegate to it (see
+//! `sandbox::compat`).
 
-/// `dmig:migration@0.1.0`, from `wit/v0.1.0/`.
+/// `dmig:migration@0.2.0`, from `wit/v0.2.0/`.
+pub mod v0_2_0 {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.2.0",
+        world: "data-migration",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+
+/// `dmig:migration@0.1.0`, from `wit/v0.1.0/`: no log, progress, args or
+/// verify.
 pub mod v0_1_0 {
     wasmtime::component::bindgen!({
         path: "../wit/v0.1.0",
@@ -11,12 +24,33 @@ pub mod v0_1_0 {
     });
 }
 
-/// The newest WIT version; new host logic is written against it.
-pub use v0_1_0 as latest;
+/// The newest WIT version.
+pub use v0_2_0 as latest;
 
-/// The export every dmig migration component has, in every version.
-pub const MIGRATION_EXPORT: &str = "dmig:migration/migration@0.1.0";
-/// The package prefix of dmig's interfaces at this version.
+/// A WIT version the host runs, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WitVersion {
+    V0_1_0,
+    V0_2_0,
+}
+
+impl WitVersion {
+    /// Every supported version, newest first.
+    pub const ALL: [WitVersion; 2] = [WitVersion::V0_2_0, WitVersion::V0_1_0];
+
+    /// The version as written in WIT (`0.2.0`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WitVersion::V0_1_0 => "0.1.0",
+            WitVersion::V0_2_0 => "0.2.0",
+        }
+    }
+
+    /// The name of the `migration` export at this version.
+    pub fn migration_export(self) -> String {
+        format!("{PACKAGE}migration@{}", self.as_str())
+    }
+}
+
+/// The package prefix of dmig's interfaces.
 pub const PACKAGE: &str = "dmig:migration/";
-/// The version suffix of the interfaces this host provides.
-pub const VERSION_SUFFIX: &str = "@0.1.0";

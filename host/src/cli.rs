@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
 use crate::error::{Error, ExitCode};
-use crate::ledger::MigrationStatus;
-use crate::runner::{self, Direction, Outcome, OutcomeKind, RunOptions, Runner};
+use crate::ledger::{MigrationStatus, RunRecord};
+use crate::runner::{self, Direction, Event, Outcome, OutcomeKind, RunOptions, Runner, StopHandle};
 use crate::sandbox::CallLimits;
 use crate::{Artifact, SandboxBuilder};
 
@@ -37,6 +37,9 @@ enum Command {
     Down(RunArgs),
     /// Show every migration recorded in the database and its last run.
     Status(StatusArgs),
+    /// Show every run recorded in the database, newest first: duration,
+    /// steps, rows, status and error.
+    History(StatusArgs),
 }
 
 /// Where the target database is.
@@ -150,6 +153,16 @@ fn parse_input(text: &str) -> Result<(String, PathBuf), String> {
     Ok((name.to_owned(), PathBuf::from(path)))
 }
 
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| "expected KEY=VALUE, e.g. batch_size=1000".to_owned())?;
+    if key.is_empty() {
+        return Err("the KEY of KEY=VALUE is empty".to_owned());
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
     /// The migration component (.wasm) to run.
@@ -172,12 +185,41 @@ struct RunArgs {
     #[arg(long)]
     allow_changed: bool,
 
-    /// Print the outcome as one JSON object.
+    /// An argument for the migration, read by the guest by name (repeatable).
+    #[arg(long = "arg", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    args: Vec<(String, String)>,
+
+    /// Wait this long between steps, to spare a busy database (e.g. 200ms).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pause: Option<Duration>,
+
+    /// Stop after N steps, recorded as interrupted; run again to resume.
+    #[arg(long, value_name = "N")]
+    max_steps: Option<u64>,
+
+    /// Run every step inside one transaction, report the steps, rows and net
+    /// row changes per table, then roll everything back. Records nothing.
     #[arg(long)]
-    json: bool,
+    dry_run: bool,
+
+    /// How long to wait for another host running the same migration.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    lock_timeout: Duration,
+
+    /// How to report: `human` (a progress bar on a terminal, a summary line)
+    /// or `json` (one JSON object per line per event, on stdout).
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    output: Output,
 
     #[command(flatten)]
     sandbox: SandboxOpts,
+}
+
+/// How `run` and `down` report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Human,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -185,7 +227,7 @@ struct StatusArgs {
     #[command(flatten)]
     connect: ConnectOpts,
 
-    /// Print the ledger as JSON.
+    /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
 }
@@ -212,10 +254,12 @@ pub fn main() -> std::process::ExitCode {
 }
 
 fn init_logging(verbose: u8) {
+    // sqlx's own statement logging (slow-statement warnings while another
+    // host holds a lock) is noise for an operator; RUST_LOG can enable it.
     let default = match verbose {
-        0 => "warn",
-        1 => "warn,dmig_host=info,dmig=info",
-        _ => "info,dmig_host=debug,dmig=debug",
+        0 => "warn,sqlx=error",
+        1 => "warn,sqlx=error,dmig_host=info,dmig=info",
+        _ => "info,sqlx=warn,dmig_host=debug,dmig=debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -240,11 +284,35 @@ fn run(cli: Cli) -> Result<(), Error> {
                 print_status(&statuses, args.json);
                 Ok(())
             }
+            Command::History(args) => {
+                let runs = runner::history(args.connect.url()?).await?;
+                print_history(&runs, args.json);
+                Ok(())
+            }
         }
     })
 }
 
 async fn migrate(args: RunArgs, direction: Direction) -> Result<(), Error> {
+    let json = args.output == Output::Json;
+    let result = migrate_inner(&args, direction).await;
+    if json
+        && let Err(e) = &result
+        && !matches!(e, Error::Interrupted { .. })
+    {
+        emit(
+            &serde_json::json!({
+                "event": "failed",
+                "exit_code": e.exit_code() as u8,
+                "error": e.to_string(),
+            })
+            .to_string(),
+        );
+    }
+    result
+}
+
+async fn migrate_inner(args: &RunArgs, direction: Direction) -> Result<(), Error> {
     let url = args.connect.url()?;
     let artifact = Artifact::load(&args.artifact)?;
     let runner = Runner::new(args.sandbox.builder()?.build()?);
@@ -252,42 +320,243 @@ async fn migrate(args: RunArgs, direction: Direction) -> Result<(), Error> {
         force: args.force,
         restart: args.restart,
         allow_changed: args.allow_changed,
+        args: args.args.clone(),
+        pause: args.pause,
+        max_steps: args.max_steps,
+        dry_run: args.dry_run,
+        lock_timeout: args.lock_timeout,
     };
-    let outcome = runner.run(&artifact, url, direction, &options).await?;
-    print_outcome(&outcome, args.json);
-    Ok(())
+    let stop = StopHandle::new();
+    let signals = tokio::spawn(forward_signals(stop.clone()));
+    let outcome = match args.output {
+        Output::Json => {
+            let mut observer =
+                |event: &Event| emit(&serde_json::to_string(event).expect("events serialize"));
+            runner
+                .run_with(&artifact, url, direction, &options, &mut observer, &stop)
+                .await
+        }
+        Output::Human => {
+            let mut progress = ProgressBar::new();
+            let outcome = runner
+                .run_with(
+                    &artifact,
+                    url,
+                    direction,
+                    &options,
+                    &mut |e: &Event| progress.event(e),
+                    &stop,
+                )
+                .await;
+            progress.finish();
+            if let Ok(outcome) = &outcome {
+                print_outcome(outcome);
+            }
+            outcome
+        }
+    };
+    signals.abort();
+    outcome.map(drop)
 }
 
-fn print_outcome(outcome: &Outcome, json: bool) {
+/// SIGINT or SIGTERM once: finish the current step, then stop as
+/// interrupted. Twice: roll the current step back at once.
+async fn forward_signals(stop: StopHandle) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            let first = !stop.stop_requested();
+            stop.request();
+            if first {
+                eprintln!("stopping after the current step (signal again to roll it back now)");
+            } else {
+                eprintln!("rolling the current step back");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            stop.request();
+        }
+    }
+}
+
+/// A progress bar on stderr while a run goes, when stderr is a terminal.
+struct ProgressBar {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl ProgressBar {
+    fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        ProgressBar { bar }
+    }
+
+    fn event(&mut self, event: &Event) {
+        let Some(bar) = &self.bar else { return };
+        match event {
+            Event::Started {
+                migration,
+                direction,
+                ..
+            } => bar.set_prefix(format!("{migration} {direction}")),
+            Event::Step {
+                step,
+                rows_total,
+                expected_rows,
+                ..
+            } => {
+                match expected_rows {
+                    Some(total) => {
+                        if bar.length() != Some(*total) {
+                            bar.set_length(*total);
+                            bar.set_style(
+                                indicatif::ProgressStyle::with_template(
+                                    "{prefix} [{bar:30}] {pos}/{len} rows, {per_sec}, ETA {eta} {msg}",
+                                )
+                                .expect("a valid template")
+                                .progress_chars("=> "),
+                            );
+                        }
+                    }
+                    None => bar.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "{spinner} {prefix}: {pos} rows, {per_sec} {msg}",
+                        )
+                        .expect("a valid template"),
+                    ),
+                }
+                bar.set_position(*rows_total);
+                bar.set_message(format!("(step {step})"));
+            }
+            Event::Log { level, message, .. } => bar.println(format!("{level}: {message}")),
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn print_outcome(outcome: &Outcome) {
+    let name = &outcome.migration;
+    let summary = |verb: &str| {
+        let resumed = outcome
+            .resumed_from
+            .as_deref()
+            .map(|c| format!(", resumed from cursor {c}"))
+            .unwrap_or_default();
+        let run = outcome
+            .run_id
+            .map(|id| format!(" (run {id}{resumed})"))
+            .unwrap_or_default();
+        format!(
+            "{verb} {name}: {} steps, {} rows in {:.2} s{run}",
+            outcome.steps,
+            outcome.rows,
+            outcome.elapsed.as_secs_f64(),
+        )
+    };
+    match (outcome.kind, outcome.direction) {
+        (OutcomeKind::AlreadyApplied, _) => {
+            emit(&format!(
+                "{name} is already applied; nothing to do (pass --force to run it again)"
+            ));
+        }
+        (OutcomeKind::Completed, Direction::Up) => emit(&summary("applied")),
+        (OutcomeKind::Completed, Direction::Down) => emit(&summary("reverted")),
+        (OutcomeKind::DryRun, direction) => {
+            emit(&format!(
+                "{}; everything was rolled back",
+                summary(&format!("dry run ({direction}) of"))
+            ));
+            let mut table = Table::new();
+            table.load_style(UTF8_FULL_CONDENSED).set_header([
+                "table",
+                "rows before",
+                "rows after",
+                "net",
+            ]);
+            for change in &outcome.changes {
+                table.add_row([
+                    change.table.clone(),
+                    change.before.to_string(),
+                    change.after.to_string(),
+                    format!("{:+}", change.net()),
+                ]);
+            }
+            emit(&table.to_string());
+        }
+    }
+}
+
+fn print_history(runs: &[RunRecord], json: bool) {
     if json {
-        emit(&serde_json::to_string(outcome).expect("outcomes serialize"));
+        let runs: Vec<_> = runs
+            .iter()
+            .map(|run| {
+                let mut value = serde_json::to_value(run).expect("runs serialize");
+                value["duration_seconds"] =
+                    serde_json::json!(run.duration().map(|d| d.as_secs_f64()));
+                value
+            })
+            .collect();
+        emit(&serde_json::to_string_pretty(&runs).expect("runs serialize"));
         return;
     }
-    let name = &outcome.migration;
-    let line = match (outcome.kind, outcome.direction) {
-        (OutcomeKind::AlreadyApplied, _) => {
-            format!("{name} is already applied; nothing to do (pass --force to run it again)")
-        }
-        (OutcomeKind::Completed, direction) => {
-            let verb = match direction {
-                Direction::Up => "applied",
-                Direction::Down => "reverted",
-            };
-            let resumed = outcome
-                .resumed_from
-                .as_deref()
-                .map(|c| format!(", resumed from cursor {c}"))
-                .unwrap_or_default();
-            format!(
-                "{verb} {name}: {} steps, {} rows in {:.2} s (run {}{resumed})",
-                outcome.steps,
-                outcome.rows,
-                outcome.elapsed.as_secs_f64(),
-                outcome.run_id.unwrap_or_default(),
-            )
-        }
-    };
-    emit(&line);
+    if runs.is_empty() {
+        emit("no runs recorded in this database");
+        return;
+    }
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED).set_header([
+        "run",
+        "migration",
+        "direction",
+        "status",
+        "started",
+        "duration",
+        "steps",
+        "rows",
+        "error",
+    ]);
+    for run in runs {
+        let duration = run
+            .duration()
+            .map(|d| format!("{:.2} s", d.as_secs_f64()))
+            .unwrap_or_default();
+        table.add_row([
+            run.id.to_string(),
+            run.migration.clone(),
+            run.direction.to_string(),
+            run.status.to_string(),
+            run.started_at.clone(),
+            duration,
+            run.steps.to_string(),
+            run.rows_processed.to_string(),
+            run.error.clone().unwrap_or_default(),
+        ]);
+    }
+    emit(&table.to_string());
 }
 
 fn print_status(statuses: &[MigrationStatus], json: bool) {

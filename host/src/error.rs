@@ -29,6 +29,12 @@ pub enum ExitCode {
     /// sandbox limit (memory, time, fuel); its step was rolled back and the
     /// run recorded as failed with the cause.
     GuestTrapped = 5,
+    /// Another host holds the migration's lock and did not release it within
+    /// `--lock-timeout`.
+    Locked = 6,
+    /// The run stopped before finishing on purpose (SIGINT/SIGTERM or
+    /// `--max-steps`); run again to resume from its cursor.
+    Interrupted = 7,
     /// The artifact file could not be read.
     ArtifactUnreadable = 10,
     /// The artifact is not a WebAssembly file at all.
@@ -123,16 +129,35 @@ pub enum Error {
     },
     /// The migration failed; its open step was rolled back and the run
     /// recorded in the ledger.
-    #[error("migration {name} failed during {direction} step {step} (run {run_id}, cursor {cursor}): {cause}", cursor = cursor.as_deref().unwrap_or("<start>"))]
+    #[error("migration {name} failed during {direction} step {step} ({}, cursor {cursor}): {cause}", run_id.map_or("dry run".to_owned(), |id| format!("run {id}")), cursor = cursor.as_deref().unwrap_or("<start>"))]
     MigrationFailed {
         name: String,
         direction: Direction,
-        run_id: i64,
+        /// The ledger id of the run; `None` for a dry run, which records nothing.
+        run_id: Option<i64>,
         /// The 1-based number of the step that failed, within this run.
         step: u64,
         /// The cursor the failed step started from (the last committed one).
         cursor: Option<String>,
         cause: FailureCause,
+    },
+    /// Another host holds the migration's lock.
+    #[error("migration {name} is locked by {} on {host} (pid {pid}) since {since}; gave up after {} (raise --lock-timeout, or wait for that run to finish)", run_id.map_or("a run starting".to_owned(), |id| format!("run {id}")), humantime::format_duration(*waited))]
+    Locked {
+        name: String,
+        run_id: Option<i64>,
+        host: String,
+        pid: u32,
+        since: String,
+        waited: std::time::Duration,
+    },
+    /// The run was stopped before finishing, on purpose; resumable.
+    #[error("migration {name} was interrupted after {steps} steps of this run (run {run_id}, cursor {cursor}); run it again to resume", cursor = cursor.as_deref().unwrap_or("<start>"))]
+    Interrupted {
+        name: String,
+        run_id: i64,
+        steps: u64,
+        cursor: Option<String>,
     },
     /// `down` was asked of a migration that declares itself irreversible.
     #[error(
@@ -181,6 +206,8 @@ impl Error {
             Error::MigrationFailed { .. } | Error::DescribeFailed { .. } => {
                 ExitCode::MigrationFailed
             }
+            Error::Locked { .. } => ExitCode::Locked,
+            Error::Interrupted { .. } => ExitCode::Interrupted,
             Error::NotReversible { .. }
             | Error::NotApplied { .. }
             | Error::ArtifactMismatch { .. } => ExitCode::Refused,

@@ -1,14 +1,25 @@
 //! Backfills `users.slug` as `<slugified name>-<id>` for every user without one.
 //!
-//! Keyset batches of 500 by `id`: the cursor is the last id of the previous
-//! batch, so each step reads at most 500 rows and resumes exactly after a crash.
+//! Keyset batches by `id` (500 rows, or `--arg batch_size=N`): the cursor is
+//! the last id of the previous batch, so each step reads one batch and a run
+//! resumes exactly after a crash.
 //! `down` clears exactly the slugs this migration would have set (a slug equal
 //! to `<slugified name>-<id>`), leaving hand-set slugs alone.
 
-use dmig_guest::{Error, Metadata, Migration, Result, Rows, Step, db, params};
+use dmig_guest::{Error, Metadata, Migration, Result, Rows, Step, args, db, log, params, progress};
 
-/// Rows per step.
-const BATCH_SIZE: i64 = 500;
+/// Rows per step unless `--arg batch_size=N` says otherwise.
+const DEFAULT_BATCH_SIZE: i64 = 500;
+
+fn batch_size() -> Result<i64> {
+    let size = args::parse_or("batch_size", DEFAULT_BATCH_SIZE)?;
+    if size < 1 {
+        return Err(Error::msg(format!(
+            "argument batch_size={size} must be at least 1"
+        )));
+    }
+    Ok(size)
+}
 
 struct BackfillUserSlugs;
 
@@ -22,10 +33,17 @@ impl Migration for BackfillUserSlugs {
     }
 
     fn up(cursor: Option<&str>) -> Result<Step> {
+        let size = batch_size()?;
         let after = parse_cursor(cursor)?;
+        if cursor.is_none() {
+            let missing = db::query("SELECT count(*) AS n FROM users WHERE slug IS NULL", &[])?;
+            let missing: u64 = missing.get(0).map_or(Ok(0), |r| r.get("n"))?;
+            progress::set_total(missing);
+            log::info(format!("{missing} users have no slug; batches of {size}"));
+        }
         let batch = db::query(
             "SELECT id, name FROM users WHERE id > ? AND slug IS NULL ORDER BY id LIMIT ?",
-            &params![after, BATCH_SIZE],
+            &params![after, size],
         )?;
         let mut updates = Vec::with_capacity(batch.len());
         for user in batch.iter() {
@@ -34,14 +52,34 @@ impl Migration for BackfillUserSlugs {
             updates.push(params![slug_for(&name, id), id]);
         }
         db::execute_many("UPDATE users SET slug = ? WHERE id = ?", &updates)?;
-        next_step(&batch)
+        next_step(&batch, size)
+    }
+
+    /// Every user has a slug, and no two share one.
+    fn verify() -> Result<()> {
+        let check = db::query(
+            "SELECT (SELECT count(*) FROM users WHERE slug IS NULL) AS missing, \
+                    (SELECT count(*) - count(DISTINCT slug) FROM users) AS duplicates",
+            &[],
+        )?;
+        let row = check
+            .get(0)
+            .ok_or_else(|| Error::msg("verify query returned no row"))?;
+        let (missing, duplicates): (i64, i64) = (row.get("missing")?, row.get("duplicates")?);
+        if missing > 0 || duplicates > 0 {
+            return Err(Error::msg(format!(
+                "{missing} users still have no slug and {duplicates} slugs are duplicated"
+            )));
+        }
+        Ok(())
     }
 
     fn down(cursor: Option<&str>) -> Result<Step> {
+        let size = batch_size()?;
         let after = parse_cursor(cursor)?;
         let batch = db::query(
             "SELECT id, name, slug FROM users WHERE id > ? AND slug IS NOT NULL ORDER BY id LIMIT ?",
-            &params![after, BATCH_SIZE],
+            &params![after, size],
         )?;
         let mut clears = Vec::new();
         for user in batch.iter() {
@@ -53,7 +91,7 @@ impl Migration for BackfillUserSlugs {
             }
         }
         db::execute_many("UPDATE users SET slug = NULL WHERE id = ?", &clears)?;
-        next_step(&batch)
+        next_step(&batch, size)
     }
 }
 
@@ -69,10 +107,10 @@ fn parse_cursor(cursor: Option<&str>) -> Result<i64> {
 }
 
 /// A full batch means there may be more; a short one means this was the last.
-fn next_step(batch: &Rows) -> Result<Step> {
+fn next_step(batch: &Rows, size: i64) -> Result<Step> {
     let processed = batch.len() as u64;
     match batch.last() {
-        Some(last) if batch.len() as i64 == BATCH_SIZE => {
+        Some(last) if batch.len() as i64 == size => {
             Ok(Step::next(last.get::<i64>("id")?.to_string(), processed))
         }
         _ => Ok(Step::done(processed)),

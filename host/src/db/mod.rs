@@ -265,6 +265,40 @@ impl Connection {
         Ok(affected)
     }
 
+    /// Every user table (not dmig's, not the database's own) with its row
+    /// count, by name. For dry-run reports.
+    pub async fn table_row_counts(&mut self) -> Result<Vec<(String, i64)>, DbError> {
+        let list = match self.dialect() {
+            Dialect::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' \
+                 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE 'dmig\\_%' ESCAPE '\\' ORDER BY name"
+            }
+            Dialect::Postgres | Dialect::Mysql => {
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() \
+                 AND table_type = 'BASE TABLE' AND table_name NOT LIKE 'dmig\\_%' ORDER BY table_name"
+            }
+        };
+        let tables = self.query(list, &[]).await?;
+        let mut counts = Vec::with_capacity(tables.rows.len());
+        for row in &tables.rows {
+            let Some(table) = row.first().and_then(Value::as_str) else {
+                continue;
+            };
+            let quoted = quote_identifier(self.dialect(), table);
+            let count = self
+                .query(&format!("SELECT count(*) FROM {quoted}"), &[])
+                .await?;
+            let n = count
+                .rows
+                .first()
+                .and_then(|r| r.first())
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            counts.push((table.to_owned(), n));
+        }
+        Ok(counts)
+    }
+
     /// Runs an `INSERT` and returns (rows affected, id of the inserted row).
     pub async fn execute_returning_id(
         &mut self,
@@ -274,6 +308,14 @@ impl Connection {
         match &mut self.inner {
             Inner::Sqlite(c, _) => sqlite::execute(c, sql, params).await,
         }
+    }
+}
+
+/// `name` quoted as an identifier for `dialect`.
+pub fn quote_identifier(dialect: Dialect, name: &str) -> String {
+    match dialect {
+        Dialect::Mysql => format!("`{}`", name.replace('`', "``")),
+        Dialect::Sqlite | Dialect::Postgres => format!("\"{}\"", name.replace('"', "\"\"")),
     }
 }
 

@@ -13,6 +13,7 @@
 //! database ([`schema`]). Checkpoints are written inside the step's own
 //! transaction, which is what makes a crash resume exactly at a batch boundary.
 
+pub mod lock;
 mod schema;
 
 use std::fmt;
@@ -33,6 +34,9 @@ pub enum MigrationState {
     Applied,
     /// The last run failed; the next run resumes from its cursor.
     Failed,
+    /// The last run was stopped (signal or `--max-steps`); the next run
+    /// resumes from its cursor.
+    Interrupted,
     /// `down` finished.
     Reverted,
 }
@@ -45,6 +49,8 @@ pub enum RunStatus {
     Running,
     Succeeded,
     Failed,
+    /// Stopped on purpose before finishing; resumable.
+    Interrupted,
 }
 
 macro_rules! text_enum {
@@ -71,8 +77,8 @@ macro_rules! text_enum {
     };
 }
 
-text_enum!(MigrationState { Running => "running", Applied => "applied", Failed => "failed", Reverted => "reverted" });
-text_enum!(RunStatus { Running => "running", Succeeded => "succeeded", Failed => "failed" });
+text_enum!(MigrationState { Running => "running", Applied => "applied", Failed => "failed", Interrupted => "interrupted", Reverted => "reverted" });
+text_enum!(RunStatus { Running => "running", Succeeded => "succeeded", Failed => "failed", Interrupted => "interrupted" });
 
 /// A row of `dmig_migrations`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -102,6 +108,15 @@ pub struct RunRecord {
     pub sha256: String,
 }
 
+impl RunRecord {
+    /// How long the run took, if it finished.
+    pub fn duration(&self) -> Option<std::time::Duration> {
+        let start = chrono::DateTime::parse_from_rfc3339(&self.started_at).ok()?;
+        let end = chrono::DateTime::parse_from_rfc3339(self.finished_at.as_deref()?).ok()?;
+        (end - start).to_std().ok()
+    }
+}
+
 /// A migration with its most recent run, as `status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MigrationStatus {
@@ -124,7 +139,7 @@ pub struct NewRun<'a> {
 /// The version written into every run row.
 pub const HOST_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
@@ -328,13 +343,64 @@ pub async fn finish(
 /// Records a failed run in its own transaction. Call after the failed step
 /// was rolled back.
 pub async fn fail(conn: &mut Connection, run_id: i64, migration: &str, error: &str) -> Result<()> {
+    end_run(
+        conn,
+        run_id,
+        migration,
+        RunStatus::Failed,
+        MigrationState::Failed,
+        Some(error),
+    )
+    .await
+}
+
+/// Records a run stopped on purpose (a signal, `--max-steps`), resumable
+/// from its last committed cursor.
+pub async fn interrupt(conn: &mut Connection, run_id: i64, migration: &str) -> Result<()> {
+    end_run(
+        conn,
+        run_id,
+        migration,
+        RunStatus::Interrupted,
+        MigrationState::Interrupted,
+        None,
+    )
+    .await
+}
+
+/// Marks runs of `migration` still `running` as failed, because their host
+/// is known to be gone (its lock was taken over).
+pub async fn abandon_running(conn: &mut Connection, migration: &str, why: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE dmig_runs SET status = ?, finished_at = ?, error = ? WHERE migration = ? AND status = ?",
+        &[
+            RunStatus::Failed.as_str().into(),
+            now().into(),
+            why.into(),
+            migration.into(),
+            RunStatus::Running.as_str().into(),
+        ],
+    )
+    .await
+    .map(drop)
+    .map_err(|e| ledger_error("record an abandoned run", e))
+}
+
+async fn end_run(
+    conn: &mut Connection,
+    run_id: i64,
+    migration: &str,
+    status: RunStatus,
+    state: MigrationState,
+    error: Option<&str>,
+) -> Result<()> {
     let finished = now();
     conn.begin().await.map_err(|e| ledger_error("begin", e))?;
     let result = async {
         conn.execute(
             "UPDATE dmig_runs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
             &[
-                RunStatus::Failed.as_str().into(),
+                status.as_str().into(),
                 finished.as_str().into(),
                 error.into(),
                 run_id.into(),
@@ -344,7 +410,7 @@ pub async fn fail(conn: &mut Connection, run_id: i64, migration: &str, error: &s
         conn.execute(
             "UPDATE dmig_migrations SET state = ?, last_finished_at = ? WHERE name = ?",
             &[
-                MigrationState::Failed.as_str().into(),
+                state.as_str().into(),
                 finished.as_str().into(),
                 migration.into(),
             ],
@@ -356,7 +422,7 @@ pub async fn fail(conn: &mut Connection, run_id: i64, migration: &str, error: &s
         Ok(_) => conn.commit().await.map_err(|e| ledger_error("commit", e)),
         Err(e) => {
             let _ = conn.rollback().await;
-            Err(ledger_error("record failure", e))
+            Err(ledger_error("record the outcome", e))
         }
     }
 }
@@ -364,7 +430,7 @@ pub async fn fail(conn: &mut Connection, run_id: i64, migration: &str, error: &s
 const RUN_SELECT: &str = "SELECT id, migration, direction, status, started_at, finished_at, steps, \
      rows_processed, cursor, error, host_version, sha256 FROM dmig_runs";
 
-fn ledger_error(action: &'static str, source: crate::db::DbError) -> Error {
+pub(crate) fn ledger_error(action: &'static str, source: crate::db::DbError) -> Error {
     Error::Ledger { action, source }
 }
 

@@ -31,6 +31,15 @@ pub(super) fn ddl(dialect: Dialect) -> &'static [&'static str] {
                 sha256 TEXT NOT NULL
             )",
             "CREATE INDEX IF NOT EXISTS dmig_runs_migration ON dmig_runs (migration, id)",
+            "CREATE TABLE IF NOT EXISTS dmig_locks (
+                migration TEXT PRIMARY KEY NOT NULL,
+                holder TEXT NOT NULL,
+                run_id INTEGER,
+                host TEXT NOT NULL,
+                pid INTEGER NOT NULL,
+                acquired_at TEXT NOT NULL,
+                expires_at TEXT NOT NULL
+            )",
         ],
     }
 }

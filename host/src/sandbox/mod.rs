@@ -7,9 +7,11 @@
 //! empty stdin. Stdout and stderr are captured, bounded, so `println!` output
 //! and panic messages reach the operator.
 
+mod compat;
 mod db_host;
 mod output;
 pub mod policy;
+mod run_host;
 mod state;
 mod trap;
 
@@ -25,12 +27,10 @@ use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
 pub use output::CapturedOutput;
-pub use state::{HostState, HostTrap};
+pub use state::{HostState, HostTrap, Report};
 
 use crate::artifact::Artifact;
-use crate::bindings::latest::DataMigration;
-use crate::bindings::latest::exports::dmig::migration::migration as wit;
-use crate::bindings::{MIGRATION_EXPORT, PACKAGE, VERSION_SUFFIX};
+use crate::bindings::{PACKAGE, WitVersion, latest, v0_1_0};
 use crate::db::Connection;
 use crate::error::{Error, Result};
 use crate::runner::Direction;
@@ -245,7 +245,11 @@ impl SandboxBuilder {
 
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(sandbox_error)?;
-        DataMigration::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+        // Every supported version's imports, side by side: their instance
+        // names differ by version, so one linker serves them all.
+        latest::DataMigration::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(sandbox_error)?;
+        v0_1_0::DataMigration::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(sandbox_error)?;
 
         Ok(Sandbox {
@@ -288,19 +292,24 @@ impl Sandbox {
             reason,
         };
         let ty = component.component_type();
-        if ty.get_export(&self.engine, MIGRATION_EXPORT).is_none() {
+        let version = WitVersion::ALL
+            .into_iter()
+            .find(|v| ty.get_export(&self.engine, &v.migration_export()).is_some());
+        let Some(version) = version else {
             let exports: Vec<_> = ty.exports(&self.engine).map(|(name, _)| name).collect();
             return Err(wrong_world(format!(
-                "it does not export {MIGRATION_EXPORT} (it exports: {})",
+                "it does not export {} (it exports: {})",
+                WitVersion::ALL[0].migration_export(),
                 if exports.is_empty() {
                     "nothing".into()
                 } else {
                     exports.join(", ")
                 }
             )));
-        }
+        };
+        let suffix = format!("@{}", version.as_str());
         for (name, _) in ty.imports(&self.engine) {
-            let ours = name.starts_with(PACKAGE) && name.ends_with(VERSION_SUFFIX);
+            let ours = name.starts_with(PACKAGE) && name.ends_with(&suffix);
             if !(ours || name.starts_with("wasi:")) {
                 return Err(wrong_world(format!(
                     "it imports {name}, which dmig does not provide"
@@ -311,9 +320,12 @@ impl Sandbox {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| wrong_world(format!("{:#}", e.root_cause())))?;
-        let pre = crate::bindings::latest::DataMigrationPre::new(pre)
-            .map_err(|e| wrong_world(format!("{:#}", e.root_cause())))?;
-        Ok(LoadedMigration { pre })
+        let world = |e: wasmtime::Error| wrong_world(format!("{:#}", e.root_cause()));
+        let pre = match version {
+            WitVersion::V0_2_0 => Pre::V0_2_0(latest::DataMigrationPre::new(pre).map_err(world)?),
+            WitVersion::V0_1_0 => Pre::V0_1_0(v0_1_0::DataMigrationPre::new(pre).map_err(world)?),
+        };
+        Ok(LoadedMigration { version, pre })
     }
 
     /// Instantiates a loaded migration in a fresh store that owns `conn`.
@@ -326,6 +338,7 @@ impl Sandbox {
         &self,
         loaded: &LoadedMigration,
         conn: Connection,
+        args: Vec<(String, String)>,
     ) -> Result<Instance> {
         let stdout = CapturedOutput::new(self.config.max_output);
         let stderr = CapturedOutput::new(self.config.max_output);
@@ -359,6 +372,8 @@ impl Sandbox {
             step_timeout: self.config.step_timeout,
             stdout,
             stderr,
+            args,
+            report: Report::default(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -368,11 +383,17 @@ impl Sandbox {
             config: self.config.clone(),
         };
         instance.arm()?;
-        let bindings = loaded
-            .pre
-            .instantiate_async(&mut instance.store)
-            .await
-            .map_err(|e| Error::Sandbox(instance.explain(&e)))?;
+        let bindings = match &loaded.pre {
+            Pre::V0_2_0(pre) => pre
+                .instantiate_async(&mut instance.store)
+                .await
+                .map(Bindings::V0_2_0),
+            Pre::V0_1_0(pre) => pre
+                .instantiate_async(&mut instance.store)
+                .await
+                .map(Bindings::V0_1_0),
+        };
+        let bindings = bindings.map_err(|e| Error::Sandbox(instance.explain(&e)))?;
         instance.bindings = Some(bindings);
         Ok(instance)
     }
@@ -405,6 +426,11 @@ impl Sandbox {
 }
 
 impl Sandbox {
+    /// The wall-clock limit of one step.
+    pub fn step_timeout(&self) -> Duration {
+        self.config.step_timeout
+    }
+
     /// Compiles `artifact`, once per sha256 for the life of this sandbox.
     fn compile(&self, artifact: &Artifact) -> Result<Component> {
         let mut compiled = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
@@ -423,7 +449,27 @@ impl Sandbox {
 
 /// A compiled, type-checked migration, ready to instantiate.
 pub struct LoadedMigration {
-    pre: crate::bindings::latest::DataMigrationPre<HostState>,
+    version: WitVersion,
+    pre: Pre,
+}
+
+impl LoadedMigration {
+    /// The WIT version the component was built against.
+    pub fn wit_version(&self) -> WitVersion {
+        self.version
+    }
+}
+
+/// Instantiation, by WIT version.
+enum Pre {
+    V0_2_0(latest::DataMigrationPre<HostState>),
+    V0_1_0(v0_1_0::DataMigrationPre<HostState>),
+}
+
+/// A live instance's exports, by WIT version.
+enum Bindings {
+    V0_2_0(latest::DataMigration),
+    V0_1_0(v0_1_0::DataMigration),
 }
 
 /// What the guest said about itself.
@@ -454,7 +500,7 @@ pub enum GuestFailure {
 /// One instantiated migration with its store.
 pub struct Instance {
     store: Store<HostState>,
-    bindings: Option<DataMigration>,
+    bindings: Option<Bindings>,
     config: SandboxBuilder,
 }
 
@@ -474,14 +520,43 @@ impl Instance {
     pub async fn describe(&mut self) -> Result<Metadata, GuestFailure> {
         self.arm()
             .map_err(|e| GuestFailure::Trapped(e.to_string()))?;
-        let exports = self.exports();
-        let result = exports.call_describe(&mut self.store).await;
-        let meta = result.map_err(|e| GuestFailure::Trapped(self.explain(&e)))?;
-        Ok(Metadata {
-            name: meta.name,
-            description: meta.description,
-            reversible: meta.reversible,
+        let result = match self.bindings() {
+            Bindings::V0_2_0(b) => {
+                let m = b.dmig_migration_migration().clone();
+                m.call_describe(&mut self.store).await.map(|m| Metadata {
+                    name: m.name,
+                    description: m.description,
+                    reversible: m.reversible,
+                })
+            }
+            Bindings::V0_1_0(b) => {
+                let m = b.dmig_migration_migration().clone();
+                m.call_describe(&mut self.store).await.map(|m| Metadata {
+                    name: m.name,
+                    description: m.description,
+                    reversible: m.reversible,
+                })
+            }
+        };
+        result.map_err(|e| GuestFailure::Trapped(self.explain(&e)))
+    }
+
+    /// What the guest reported (logs, total) since the last call.
+    pub fn take_report(&mut self) -> Report {
+        self.store.data_mut().report.take()
+    }
+
+    /// Runs the guest's `verify`, inside the caller's transaction. A v0.1.0
+    /// component has none, which passes.
+    pub async fn verify(&mut self) -> Result<(), GuestFailure> {
+        self.guarded(async |store, bindings| match bindings {
+            Bindings::V0_2_0(b) => {
+                let m = b.dmig_migration_migration().clone();
+                m.call_verify(store).await
+            }
+            Bindings::V0_1_0(_) => Ok(Ok(())),
         })
+        .await
     }
 
     /// Runs one step. The caller owns the transaction around it.
@@ -490,23 +565,58 @@ impl Instance {
         direction: Direction,
         cursor: Option<&str>,
     ) -> Result<Step, GuestFailure> {
+        let cursor = cursor.map(str::to_owned);
+        self.guarded(async move |store, bindings| {
+            let cursor = cursor.as_deref();
+            Ok(match bindings {
+                Bindings::V0_2_0(b) => {
+                    let m = b.dmig_migration_migration().clone();
+                    let result = match direction {
+                        Direction::Up => m.call_up(store, cursor).await?,
+                        Direction::Down => m.call_down(store, cursor).await?,
+                    };
+                    result.map(|s| Step {
+                        cursor: s.cursor,
+                        processed: s.processed,
+                    })
+                }
+                Bindings::V0_1_0(b) => {
+                    let m = b.dmig_migration_migration().clone();
+                    let result = match direction {
+                        Direction::Up => m.call_up(store, cursor).await?,
+                        Direction::Down => m.call_down(store, cursor).await?,
+                    };
+                    result.map(|s| Step {
+                        cursor: s.cursor,
+                        processed: s.processed,
+                    })
+                }
+            })
+        })
+        .await
+    }
+
+    /// Runs one guest call that may use the database: arms the budgets, sets
+    /// the step deadline, and turns a trap into a one-line cause.
+    async fn guarded<T>(
+        &mut self,
+        call: impl AsyncFnOnce(&mut Store<HostState>, &Bindings) -> wasmtime::Result<Result<T, String>>,
+    ) -> Result<T, GuestFailure> {
         self.arm()
             .map_err(|e| GuestFailure::Trapped(e.to_string()))?;
         let deadline = tokio::time::Instant::now() + self.config.step_timeout;
         self.store.data_mut().step_deadline = Some(deadline);
-        let exports = self.exports();
-        let result = match direction {
-            Direction::Up => exports.call_up(&mut self.store, cursor).await,
-            Direction::Down => exports.call_down(&mut self.store, cursor).await,
-        };
+        let bindings = self
+            .bindings
+            .take()
+            .expect("instance is instantiated before any call");
+        let result = call(&mut self.store, &bindings).await;
+        self.bindings = Some(bindings);
         self.store.data_mut().step_deadline = None;
         // `explain` reads the panic message from stderr, so it runs before
         // the output is drained into the log.
         let result = match result {
-            Ok(Ok(step)) => Ok(Step {
-                cursor: step.cursor,
-                processed: step.processed,
-            }),
+            Ok(Ok(value)) => Ok(value),
             Ok(Err(message)) => Err(GuestFailure::Returned(message)),
             Err(trap) => Err(GuestFailure::Trapped(self.explain(&trap))),
         };
@@ -514,12 +624,10 @@ impl Instance {
         result
     }
 
-    fn exports(&self) -> wit::Guest {
+    fn bindings(&self) -> &Bindings {
         self.bindings
             .as_ref()
             .expect("instance is instantiated before any call")
-            .dmig_migration_migration()
-            .clone()
     }
 
     /// Resets the per-call budgets: the epoch deadline and, if metering is

@@ -26,6 +26,21 @@ pub struct HostState {
     pub(crate) step_timeout: Duration,
     pub(crate) stdout: CapturedOutput,
     pub(crate) stderr: CapturedOutput,
+    /// Operator arguments (`--arg key=value`), in order.
+    pub(crate) args: Vec<(String, String)>,
+    /// What the guest reported during the current step.
+    pub(crate) report: Report,
+}
+
+/// What a guest reported through `log` and `progress` during a step.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Report {
+    /// The total the guest declared, if it did.
+    pub total: Option<u64>,
+    /// Log messages, in order.
+    pub logs: Vec<(tracing::Level, String)>,
+    /// Messages dropped past the per-step cap.
+    pub dropped_logs: u64,
 }
 
 impl WasiView for HostState {

@@ -1,0 +1,33 @@
+//! Arguments the operator passed with `dmig-host run --arg key=value`.
+
+use std::str::FromStr;
+
+use crate::__private::dmig::migration::args as host;
+use crate::error::{Error, Result};
+
+/// The value of argument `name`, if given.
+pub fn get(name: &str) -> Option<String> {
+    host::get(name)
+}
+
+/// Every argument, in the order given.
+pub fn all() -> Vec<(String, String)> {
+    host::all()
+}
+
+/// Argument `name` parsed as `T`, or `default` if it was not given.
+///
+/// # Errors
+///
+/// An error naming the argument and its value when it does not parse.
+pub fn parse_or<T: FromStr>(name: &str, default: T) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match get(name) {
+        None => Ok(default),
+        Some(value) => value
+            .parse()
+            .map_err(|e| Error::msg(format!("argument {name}={value} is invalid: {e}"))),
+    }
+}

@@ -1,0 +1,342 @@
+//! Running a migration: the loop of host-owned transactions, one per step,
+//! each committing the step's writes together with its ledger checkpoint.
+//!
+//! * [`events`]: what a run reports as it goes.
+//! * [`stop`]: stopping a run from outside (signals).
+//! * `steps`: the step loop itself, for real runs and dry runs.
+
+pub mod events;
+mod steps;
+pub mod stop;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use events::{Event, Observer, Quiet};
+pub use stop::StopHandle;
+
+use crate::artifact::Artifact;
+use crate::db::Connection;
+use crate::error::{Error, Result};
+use crate::ledger::{self, MigrationState, RunStatus};
+use crate::sandbox::{GuestFailure, Instance, Metadata, Sandbox};
+
+/// Which way a migration runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+impl Direction {
+    /// The form stored in the ledger.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        match text {
+            "up" => Some(Direction::Up),
+            "down" => Some(Direction::Down),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Operator choices for one run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Run `up` again even though the migration is applied, from the start.
+    pub force: bool,
+    /// Start from the beginning instead of resuming an unfinished run.
+    pub restart: bool,
+    /// Run even though the artifact's sha256 differs from the applied one.
+    pub allow_changed: bool,
+    /// Named arguments for the guest (`--arg key=value`), in order.
+    pub args: Vec<(String, String)>,
+    /// Wait this long between steps, to spare a busy database.
+    pub pause: Option<Duration>,
+    /// Stop as interrupted (resumable) after this many steps.
+    pub max_steps: Option<u64>,
+    /// Run every step in one transaction, report, and roll it all back.
+    pub dry_run: bool,
+    /// How long to wait for another host's lock on the migration.
+    pub lock_timeout: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            force: false,
+            restart: false,
+            allow_changed: false,
+            args: Vec::new(),
+            pause: None,
+            max_steps: None,
+            dry_run: false,
+            lock_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a successful call of [`Runner::run`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub migration: String,
+    pub direction: Direction,
+    pub kind: OutcomeKind,
+    /// The ledger id of the run, if one was recorded (not for dry runs).
+    pub run_id: Option<i64>,
+    /// Steps this run committed (in a dry run: ran, then rolled back).
+    pub steps: u64,
+    /// Rows the guest reported processing in this run.
+    pub rows: u64,
+    /// The cursor this run resumed from, if it continued an unfinished run.
+    pub resumed_from: Option<String>,
+    /// Net row count change per table (dry runs only).
+    pub changes: Vec<TableChange>,
+    #[serde(serialize_with = "as_secs")]
+    pub elapsed: Duration,
+}
+
+fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// How a run ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    /// Every step ran; the migration is now applied (or reverted).
+    Completed,
+    /// The migration was already applied: nothing ran.
+    AlreadyApplied,
+    /// A dry run: every step ran in one transaction, then it was rolled back.
+    DryRun,
+}
+
+/// How many rows a table had before and after a dry run's steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableChange {
+    pub table: String,
+    pub before: i64,
+    pub after: i64,
+}
+
+impl TableChange {
+    /// Rows added (positive) or removed (negative).
+    pub fn net(&self) -> i64 {
+        self.after - self.before
+    }
+}
+
+/// Runs migrations in a sandbox against a database.
+pub struct Runner {
+    sandbox: Sandbox,
+}
+
+impl Runner {
+    /// A runner whose migrations run in `sandbox`.
+    pub fn new(sandbox: Sandbox) -> Self {
+        Runner { sandbox }
+    }
+
+    /// Runs `artifact` in `direction` against the database at `url`, with no
+    /// observer and no way to stop it early. See [`Runner::run_with`].
+    pub async fn run(
+        &self,
+        artifact: &Artifact,
+        url: &str,
+        direction: Direction,
+        options: &RunOptions,
+    ) -> Result<Outcome> {
+        self.run_with(
+            artifact,
+            url,
+            direction,
+            options,
+            &mut Quiet,
+            &StopHandle::new(),
+        )
+        .await
+    }
+
+    /// Runs `artifact` in `direction` against the database at `url`,
+    /// reporting to `observer` and stopping when `stop` says so.
+    ///
+    /// The artifact is read and checked before the database is touched, so a
+    /// bad artifact leaves the database as it was.
+    ///
+    /// # Errors
+    ///
+    /// Artifact errors, [`Error::Connect`], refusals ([`Error::NotReversible`],
+    /// [`Error::NotApplied`], [`Error::ArtifactMismatch`]), [`Error::Locked`],
+    /// [`Error::Ledger`], [`Error::Interrupted`] (resumable), and
+    /// [`Error::MigrationFailed`] after the failed step was rolled back and
+    /// recorded.
+    pub async fn run_with(
+        &self,
+        artifact: &Artifact,
+        url: &str,
+        direction: Direction,
+        options: &RunOptions,
+        observer: &mut dyn Observer,
+        stop: &StopHandle,
+    ) -> Result<Outcome> {
+        let loaded = self.sandbox.load(artifact)?;
+        let conn = Connection::connect(url).await?;
+        let mut instance = self
+            .sandbox
+            .instantiate(&loaded, conn, options.args.clone())
+            .await?;
+        let meta = instance
+            .describe()
+            .await
+            .map_err(|failure| Error::DescribeFailed {
+                path: artifact.path().to_path_buf(),
+                reason: match failure {
+                    GuestFailure::Returned(m) | GuestFailure::Trapped(m) => m,
+                },
+            })?;
+        if direction == Direction::Down && !meta.reversible {
+            return Err(Error::NotReversible { name: meta.name });
+        }
+        let run = steps::Run {
+            meta,
+            sha256: artifact.sha256().to_owned(),
+            direction,
+            options,
+            step_timeout: self.sandbox.step_timeout(),
+        };
+        if options.dry_run {
+            return run.dry(&mut instance, observer, stop).await;
+        }
+        ledger::ensure_schema(instance.connection()).await?;
+        let lock = ledger::lock::Lock::acquire(
+            instance.connection(),
+            &run.meta.name,
+            run.lease_ttl(),
+            options.lock_timeout,
+        )
+        .await?;
+        let result = run.real(&mut instance, &lock, observer, stop).await;
+        if let Err(e) = lock.release(instance.connection()).await {
+            tracing::warn!("could not release the lock (it will expire): {e}");
+        }
+        result
+    }
+}
+
+/// Where a run starts, decided from the ledger before any step runs.
+pub(crate) enum Start {
+    /// Already applied: nothing to do.
+    Nothing,
+    /// From `cursor`; `resumed` when continuing an unfinished run.
+    From {
+        cursor: Option<String>,
+        resumed: bool,
+    },
+}
+
+/// Decides where a run starts, or refuses it.
+pub(crate) async fn plan(
+    conn: &mut Connection,
+    meta: &Metadata,
+    sha256: &str,
+    direction: Direction,
+    options: &RunOptions,
+) -> Result<Start> {
+    let record = ledger::migration(conn, &meta.name).await?;
+    if let Some(record) = &record
+        && record.sha256 != sha256
+        && !options.allow_changed
+    {
+        return Err(Error::ArtifactMismatch {
+            name: meta.name.clone(),
+            expected: record.sha256.clone(),
+            found: sha256.to_owned(),
+        });
+    }
+    match (direction, record.map(|r| r.state)) {
+        (Direction::Up, Some(MigrationState::Applied)) if !options.force => {
+            return Ok(Start::Nothing);
+        }
+        (Direction::Down, None | Some(MigrationState::Reverted)) => {
+            return Err(Error::NotApplied {
+                name: meta.name.clone(),
+            });
+        }
+        _ => {}
+    }
+    if !options.restart
+        && !options.force
+        && let Some(last) = ledger::latest_run(conn, &meta.name).await?
+        && last.status != RunStatus::Succeeded
+        && last.direction == direction
+        && last.cursor.is_some()
+    {
+        tracing::info!(
+            run = last.id,
+            cursor = last.cursor.as_deref(),
+            "resuming the unfinished run"
+        );
+        return Ok(Start::From {
+            cursor: last.cursor,
+            resumed: true,
+        });
+    }
+    Ok(Start::From {
+        cursor: None,
+        resumed: false,
+    })
+}
+
+/// The ledger of the database at `url`: every migration with its last run.
+/// Creates nothing: a database without a ledger has no migrations.
+///
+/// # Errors
+///
+/// [`Error::Connect`] or [`Error::Ledger`].
+pub async fn status(url: &str) -> Result<Vec<ledger::MigrationStatus>> {
+    let mut conn = Connection::connect_existing(url).await?;
+    if !ledger::exists(&mut conn).await? {
+        return Ok(Vec::new());
+    }
+    ledger::status(&mut conn).await
+}
+
+/// Every run recorded in the database at `url`, newest first.
+///
+/// # Errors
+///
+/// [`Error::Connect`] or [`Error::Ledger`].
+pub async fn history(url: &str) -> Result<Vec<ledger::RunRecord>> {
+    let mut conn = Connection::connect_existing(url).await?;
+    if !ledger::exists(&mut conn).await? {
+        return Ok(Vec::new());
+    }
+    ledger::runs(&mut conn).await
+}
+
+/// Used by steps to turn guest failures into causes.
+pub(crate) fn cause(failure: GuestFailure) -> crate::error::FailureCause {
+    match failure {
+        GuestFailure::Returned(m) => crate::error::FailureCause::Guest(m),
+        GuestFailure::Trapped(m) => crate::error::FailureCause::Trap(m),
+    }
+}
+
+/// For steps: the instance type.
+pub(crate) type Inst = Instance;

@@ -1,0 +1,444 @@
+//! The step loop: one transaction per step for real runs, one transaction
+//! around every step for dry runs.
+
+use std::time::{Duration, Instant};
+
+use super::{
+    Direction, Event, Inst, Observer, Outcome, OutcomeKind, RunOptions, Start, StopHandle,
+    TableChange, cause, plan,
+};
+use crate::db::DbError;
+use crate::error::{Error, FailureCause, Result};
+use crate::ledger::{self, NewRun, lock::Lock};
+use crate::sandbox::{Metadata, Step};
+
+/// One run being carried out.
+pub(crate) struct Run<'a> {
+    pub meta: Metadata,
+    pub sha256: String,
+    pub direction: Direction,
+    pub options: &'a RunOptions,
+    pub step_timeout: Duration,
+}
+
+/// Why a step did not commit.
+enum StepError {
+    /// It failed; the cause goes into the ledger.
+    Failed(FailureCause),
+    /// It was cancelled by a second stop request.
+    Aborted,
+}
+
+/// Where the loop is, for events, errors and the outcome.
+struct Progress {
+    run_id: Option<i64>,
+    cursor: Option<String>,
+    steps: u64,
+    rows: u64,
+    expected_rows: Option<u64>,
+}
+
+impl Run<'_> {
+    /// How long a lock outlives its last renewal: a step, a pause, a margin.
+    pub fn lease_ttl(&self) -> Duration {
+        self.step_timeout * 2 + self.options.pause.unwrap_or_default() + Duration::from_secs(30)
+    }
+
+    fn outcome(
+        &self,
+        kind: OutcomeKind,
+        progress: &Progress,
+        resumed_from: Option<String>,
+        started: Instant,
+    ) -> Outcome {
+        Outcome {
+            migration: self.meta.name.clone(),
+            direction: self.direction,
+            kind,
+            run_id: progress.run_id,
+            steps: progress.steps,
+            rows: progress.rows,
+            resumed_from,
+            changes: Vec::new(),
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// A real run: each step commits with its checkpoint.
+    pub async fn real(
+        &self,
+        instance: &mut Inst,
+        lock: &Lock,
+        observer: &mut dyn Observer,
+        stop: &StopHandle,
+    ) -> Result<Outcome> {
+        let started = Instant::now();
+        let name = self.meta.name.clone();
+        let start = plan(
+            instance.connection(),
+            &self.meta,
+            &self.sha256,
+            self.direction,
+            self.options,
+        )
+        .await?;
+        let Start::From { cursor, resumed } = start else {
+            let outcome = self.outcome(
+                OutcomeKind::AlreadyApplied,
+                &Progress::new(None, None),
+                None,
+                started,
+            );
+            observer.event(&Event::Finished {
+                outcome: outcome.clone(),
+            });
+            return Ok(outcome);
+        };
+        let resumed_from = resumed.then(|| cursor.clone()).flatten();
+        let conn = instance.connection();
+        let run_id = ledger::start_run(
+            conn,
+            &NewRun {
+                migration: &name,
+                description: &self.meta.description,
+                sha256: &self.sha256,
+                direction: self.direction,
+                cursor: cursor.as_deref(),
+            },
+        )
+        .await?;
+        lock.renew(conn, Some(run_id)).await?;
+        tracing::info!(run = run_id, migration = %name, direction = %self.direction, "run started");
+        observer.event(&Event::Started {
+            migration: name.clone(),
+            direction: self.direction,
+            run_id: Some(run_id),
+            resumed_from: resumed_from.clone(),
+            dry_run: false,
+        });
+
+        let mut progress = Progress::new(Some(run_id), cursor);
+        loop {
+            let limit_reached = self
+                .options
+                .max_steps
+                .is_some_and(|max| progress.steps >= max);
+            if stop.stop_requested() || limit_reached {
+                return Err(self.interrupted(instance, &progress, observer).await);
+            }
+            let step = match self.one_step(instance, &progress, stop, true).await {
+                Ok(step) => step,
+                Err(StepError::Aborted) => {
+                    return Err(self.interrupted(instance, &progress, observer).await);
+                }
+                Err(StepError::Failed(cause)) => {
+                    self.report(instance, &mut progress, observer);
+                    let message = cause.to_string();
+                    if let Err(e) =
+                        ledger::fail(instance.connection(), run_id, &name, &message).await
+                    {
+                        tracing::error!("the failure could not be recorded in the ledger: {e}");
+                    }
+                    return Err(self.failed(&progress, cause));
+                }
+            };
+            let done = step.cursor.is_none();
+            self.advance(instance, &mut progress, step, observer);
+            lock.renew(instance.connection(), None).await?;
+            if done {
+                break;
+            }
+            if let Some(pause) = self.options.pause {
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = stop.stopping() => {}
+                }
+            }
+        }
+        tracing::info!(
+            run = run_id,
+            steps = progress.steps,
+            rows = progress.rows,
+            "run finished"
+        );
+        let outcome = self.outcome(OutcomeKind::Completed, &progress, resumed_from, started);
+        observer.event(&Event::Finished {
+            outcome: outcome.clone(),
+        });
+        Ok(outcome)
+    }
+
+    /// A dry run: every step inside one transaction (ledger tables included),
+    /// rolled back at the end whatever happens.
+    pub async fn dry(
+        &self,
+        instance: &mut Inst,
+        observer: &mut dyn Observer,
+        stop: &StopHandle,
+    ) -> Result<Outcome> {
+        let started = Instant::now();
+        let begin = instance.connection().begin().await;
+        begin.map_err(|e| ledger::ledger_error("begin the dry run", e))?;
+        let result = self.dry_steps(instance, observer, stop, started).await;
+        if let Err(e) = instance.connection().rollback().await {
+            tracing::error!("rolling back the dry run failed: {e}");
+        }
+        let outcome = result?;
+        observer.event(&Event::DryRun {
+            outcome: outcome.clone(),
+            changes: outcome.changes.clone(),
+        });
+        Ok(outcome)
+    }
+
+    async fn dry_steps(
+        &self,
+        instance: &mut Inst,
+        observer: &mut dyn Observer,
+        stop: &StopHandle,
+        started: Instant,
+    ) -> Result<Outcome> {
+        let conn = instance.connection();
+        ledger::ensure_schema(conn).await?;
+        let before = conn
+            .table_row_counts()
+            .await
+            .map_err(|e| ledger::ledger_error("count rows", e))?;
+        let start = plan(conn, &self.meta, &self.sha256, self.direction, self.options).await?;
+        let Start::From { cursor, resumed } = start else {
+            return Ok(self.outcome(
+                OutcomeKind::AlreadyApplied,
+                &Progress::new(None, None),
+                None,
+                started,
+            ));
+        };
+        let resumed_from = resumed.then(|| cursor.clone()).flatten();
+        observer.event(&Event::Started {
+            migration: self.meta.name.clone(),
+            direction: self.direction,
+            run_id: None,
+            resumed_from: resumed_from.clone(),
+            dry_run: true,
+        });
+        let mut progress = Progress::new(None, cursor);
+        loop {
+            let limit_reached = self
+                .options
+                .max_steps
+                .is_some_and(|max| progress.steps >= max);
+            if stop.stop_requested() || limit_reached {
+                break;
+            }
+            let step = match self.one_step(instance, &progress, stop, false).await {
+                Ok(step) => step,
+                Err(StepError::Aborted) => break,
+                Err(StepError::Failed(cause)) => {
+                    self.report(instance, &mut progress, observer);
+                    return Err(self.failed(&progress, cause));
+                }
+            };
+            let done = step.cursor.is_none();
+            self.advance(instance, &mut progress, step, observer);
+            if done {
+                break;
+            }
+        }
+        let after = instance
+            .connection()
+            .table_row_counts()
+            .await
+            .map_err(|e| ledger::ledger_error("count rows", e))?;
+        let changes = before
+            .into_iter()
+            .map(|(table, before)| {
+                let after = after
+                    .iter()
+                    .find(|(t, _)| *t == table)
+                    .map_or(0, |(_, n)| *n);
+                TableChange {
+                    table,
+                    before,
+                    after,
+                }
+            })
+            .collect();
+        let mut outcome = self.outcome(OutcomeKind::DryRun, &progress, resumed_from, started);
+        outcome.changes = changes;
+        Ok(outcome)
+    }
+
+    /// Runs one step (and, after the last `up` step, `verify`). When
+    /// `transactional`, the step is its own transaction, committed with its
+    /// checkpoint; otherwise the caller's transaction holds it.
+    async fn one_step(
+        &self,
+        instance: &mut Inst,
+        progress: &Progress,
+        stop: &StopHandle,
+        transactional: bool,
+    ) -> Result<Step, StepError> {
+        let db = |e: DbError| StepError::Failed(FailureCause::Database(e.to_string()));
+        if transactional {
+            instance.connection().begin().await.map_err(db)?;
+        }
+        let guest = async {
+            let step = instance
+                .step(self.direction, progress.cursor.as_deref())
+                .await
+                .map_err(cause)?;
+            if step.cursor.is_none() && self.direction == Direction::Up {
+                instance
+                    .verify()
+                    .await
+                    .map_err(|failure| match cause(failure) {
+                        FailureCause::Guest(m) => {
+                            FailureCause::Guest(format!("verify failed: {m}"))
+                        }
+                        other => other,
+                    })?;
+            }
+            Ok(step)
+        };
+        let guest = tokio::select! {
+            result = guest => result.map_err(StepError::Failed),
+            () = stop.aborting() => Err(StepError::Aborted),
+        };
+        let result = match guest {
+            Ok(step) if transactional => self.commit(instance, progress, step).await.map_err(db),
+            other => other,
+        };
+        if result.is_err() && transactional {
+            let conn = instance.connection();
+            if let Some(interrupter) = conn.interrupter() {
+                // A cancelled step may have left a statement running.
+                interrupter.interrupt();
+            }
+            // After a failed COMMIT the transaction is already over, so a
+            // failing rollback here is expected.
+            if let Err(e) = conn.rollback().await {
+                tracing::debug!("rollback after a failed step: {e}");
+            }
+        }
+        result
+    }
+
+    /// Writes the checkpoint (and, on the last step, the run's completion)
+    /// and commits the step.
+    async fn commit(
+        &self,
+        instance: &mut Inst,
+        progress: &Progress,
+        step: Step,
+    ) -> Result<Step, DbError> {
+        let conn = instance.connection();
+        let run_id = progress.run_id.expect("real runs have a run id");
+        ledger::checkpoint(conn, run_id, step.cursor.as_deref(), step.processed).await?;
+        if step.cursor.is_none() {
+            ledger::finish(conn, run_id, &self.meta.name, self.direction).await?;
+        }
+        conn.commit().await?;
+        Ok(step)
+    }
+
+    /// Counts a finished step and reports it.
+    fn advance(
+        &self,
+        instance: &mut Inst,
+        progress: &mut Progress,
+        step: Step,
+        observer: &mut dyn Observer,
+    ) {
+        progress.steps += 1;
+        progress.rows += step.processed;
+        progress.cursor = step.cursor;
+        self.report(instance, progress, observer);
+        tracing::info!(
+            run = progress.run_id,
+            step = progress.steps,
+            rows = step.processed,
+            cursor = progress.cursor.as_deref(),
+            "step done"
+        );
+        observer.event(&Event::Step {
+            run_id: progress.run_id,
+            step: progress.steps,
+            rows: step.processed,
+            rows_total: progress.rows,
+            expected_rows: progress.expected_rows,
+            cursor: progress.cursor.clone(),
+        });
+    }
+
+    /// Passes on what the guest logged, and the total it declared.
+    fn report(&self, instance: &mut Inst, progress: &mut Progress, observer: &mut dyn Observer) {
+        let report = instance.take_report();
+        if report.total.is_some() {
+            progress.expected_rows = report.total;
+        }
+        for (level, message) in report.logs {
+            observer.event(&Event::Log {
+                run_id: progress.run_id,
+                level: level.as_str().to_lowercase(),
+                message,
+            });
+        }
+        if report.dropped_logs > 0 {
+            observer.event(&Event::Log {
+                run_id: progress.run_id,
+                level: "warn".into(),
+                message: format!(
+                    "{} more log messages from this step were dropped",
+                    report.dropped_logs
+                ),
+            });
+        }
+    }
+
+    async fn interrupted(
+        &self,
+        instance: &mut Inst,
+        progress: &Progress,
+        observer: &mut dyn Observer,
+    ) -> Error {
+        let run_id = progress.run_id.expect("real runs have a run id");
+        if let Err(e) = ledger::interrupt(instance.connection(), run_id, &self.meta.name).await {
+            return e;
+        }
+        tracing::info!(run = run_id, steps = progress.steps, "run interrupted");
+        observer.event(&Event::Interrupted {
+            run_id,
+            steps: progress.steps,
+            cursor: progress.cursor.clone(),
+        });
+        Error::Interrupted {
+            name: self.meta.name.clone(),
+            run_id,
+            steps: progress.steps,
+            cursor: progress.cursor.clone(),
+        }
+    }
+
+    fn failed(&self, progress: &Progress, cause: FailureCause) -> Error {
+        Error::MigrationFailed {
+            name: self.meta.name.clone(),
+            direction: self.direction,
+            run_id: progress.run_id,
+            step: progress.steps + 1,
+            cursor: progress.cursor.clone(),
+            cause,
+        }
+    }
+}
+
+impl Progress {
+    fn new(run_id: Option<i64>, cursor: Option<String>) -> Self {
+        Progress {
+            run_id,
+            cursor,
+            steps: 0,
+            rows: 0,
+            expected_rows: None,
+        }
+    }
+}

@@ -1,0 +1,688 @@
+//! Runs that survive anything: exactly-once resume after SIGKILL, the lock,
+//! progress and JSON events, arguments and pacing, graceful stops, dry runs,
+//! verify, history, and components built against the older WIT version.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+use dmig_tests::{Db, TestDir, dmig, guests};
+use serde_json::Value as Json;
+
+const DMIG: &str = env!("CARGO_BIN_EXE_dmig-host-under-test");
+
+/// A database with `n` counters at 0 and an empty batch log.
+fn counters_db(dir: &TestDir, n: i64) -> (String, Db) {
+    let url = dir.sqlite_url("app.db");
+    let mut db = Db::open(&url);
+    db.exec(&format!(
+        "CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL DEFAULT 0);
+         CREATE TABLE counter_batches (first_id INTEGER NOT NULL, last_id INTEGER NOT NULL);
+         WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n})
+         INSERT INTO counters (id) SELECT i FROM s;"
+    ));
+    (url, db)
+}
+
+/// Starts `dmig-host` with JSON events on a pipe.
+fn spawn(dir: &TestDir, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
+    let mut child = Command::new(DMIG)
+        .args(args)
+        .args(["--output", "json"])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting dmig-host");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    (child, stdout)
+}
+
+/// Reads events until one named `name` arrives; `None` at end of output.
+fn next_event(events: &mut BufReader<ChildStdout>, name: &str) -> Option<Json> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if events.read_line(&mut line).unwrap() == 0 {
+            return None;
+        }
+        let event: Json = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if event["event"] == name {
+            return Some(event);
+        }
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Counters are 1 exactly for ids up to the recorded cursor, 0 after it.
+fn assert_prefix_done(db: &mut Db, cursor: i64) {
+    let wrong: i64 = db.scalar(&format!(
+        "SELECT count(*) FROM counters WHERE (id <= {cursor} AND n <> 1) OR (id > {cursor} AND n <> 0)"
+    ));
+    assert_eq!(
+        wrong, 0,
+        "counters must be exactly the committed prefix up to {cursor}"
+    );
+}
+
+/// A tiny deterministic generator, so failures replay.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, bound: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % bound
+    }
+}
+
+#[test]
+fn exactly_once_under_repeated_sigkill() {
+    let dir = TestDir::new("sigkill");
+    let (url, mut db) = counters_db(&dir, 50_000);
+    let mut rng = Lcg(0x5eed_d319);
+    let run = [
+        "run",
+        guests::COUNTER,
+        "-D",
+        &url,
+        "--arg",
+        "batch_size=250",
+    ];
+    let (mut kills, mut started) = (0, 0);
+    while kills < 20 {
+        let (mut child, mut events) = spawn(&dir, &run);
+        let began = next_event(&mut events, "started");
+        started += usize::from(began.is_some());
+        // Kill after a seeded number of committed steps, then after a seeded
+        // spin so the kill lands at varied points inside the next step.
+        let steps = rng.next(6);
+        for _ in 0..steps {
+            if next_event(&mut events, "step").is_none() {
+                break;
+            }
+        }
+        for _ in 0..rng.next(2_000_000) {
+            std::hint::black_box(());
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+    }
+    let done = dmig(DMIG, dir.path(), &run).expect_code(0);
+    assert!(
+        done.stdout.contains("resumed from cursor"),
+        "{}",
+        done.stdout
+    );
+
+    let wrong: i64 = db.scalar("SELECT count(*) FROM counters WHERE n <> 1");
+    assert_eq!(wrong, 0, "every counter is exactly 1 after {kills} kills");
+    // Every batch was committed exactly once.
+    let batches: i64 = db.scalar("SELECT count(*) FROM counter_batches");
+    let distinct: i64 = db.scalar("SELECT count(DISTINCT last_id) FROM counter_batches");
+    assert_eq!((batches, distinct), (200, 200));
+    // The ledger shows every attempt that got as far as starting a run: each
+    // killed one failed (its host gone), the last one succeeded.
+    let runs: Vec<(String, Option<String>)> =
+        db.rows("SELECT status, error FROM dmig_runs ORDER BY id");
+    assert_eq!(runs.len(), started + 1);
+    let (last, killed) = runs.split_last().unwrap();
+    assert_eq!(last.0, "succeeded");
+    for (status, error) in killed {
+        assert_eq!(status, "failed");
+        assert!(
+            error
+                .as_deref()
+                .unwrap()
+                .contains("stopped without recording an outcome"),
+            "{error:?}"
+        );
+    }
+}
+
+#[test]
+fn a_second_host_waits_for_the_lock_then_names_the_holder() {
+    let dir = TestDir::new("lock");
+    let (url, mut db) = counters_db(&dir, 50_000);
+    let (mut holder, mut events) = spawn(
+        &dir,
+        &[
+            "run",
+            guests::COUNTER,
+            "-D",
+            &url,
+            "--arg",
+            "batch_size=100",
+            "--arg",
+            "sleep_ms=20",
+        ],
+    );
+    let started = next_event(&mut events, "started").expect("the first host starts");
+    let run_id = started["run_id"].as_i64().unwrap();
+
+    let blocked = dmig(
+        DMIG,
+        dir.path(),
+        &[
+            "run",
+            guests::COUNTER,
+            "-D",
+            &url,
+            "--lock-timeout",
+            "300ms",
+        ],
+    )
+    .expect_code(6);
+    let host = gethostname();
+    let expected = format!(
+        "error: migration counter is locked by run {run_id} on {host} (pid {})",
+        holder.id()
+    );
+    assert!(blocked.stderr.starts_with(&expected), "{}", blocked.stderr);
+    assert!(
+        blocked.stderr.contains("gave up after 300ms"),
+        "{}",
+        blocked.stderr
+    );
+    assert_eq!(blocked.stderr.lines().count(), 1);
+
+    // The holder dies; the next host takes its lock over at once and resumes.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let resumed = dmig(
+        DMIG,
+        dir.path(),
+        &["run", guests::COUNTER, "-D", &url, "--lock-timeout", "0s"],
+    )
+    .expect_code(0);
+    assert!(
+        resumed.stdout.contains("resumed from cursor"),
+        "{}",
+        resumed.stdout
+    );
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM counters WHERE n <> 1"),
+        0
+    );
+    let first: (String, String) = db.rows::<(String, String)>(&format!(
+        "SELECT status, error FROM dmig_runs WHERE id = {run_id}"
+    ))[0]
+        .clone();
+    assert_eq!(first.0, "failed");
+    assert!(
+        first.1.contains(&format!("pid {}", holder.id())),
+        "{}",
+        first.1
+    );
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM dmig_locks"),
+        0,
+        "released at the end"
+    );
+}
+
+fn gethostname() -> String {
+    let out = Command::new("hostname").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn sigint_and_sigterm_stop_after_the_current_step_and_resume() {
+    for name in ["INT", "TERM"] {
+        let dir = TestDir::new(&format!("sig{name}"));
+        let (url, mut db) = counters_db(&dir, 5_000);
+        let run = [
+            "run",
+            guests::COUNTER,
+            "-D",
+            &url,
+            "--arg",
+            "batch_size=100",
+            "--arg",
+            "sleep_ms=30",
+        ];
+        let (mut child, mut events) = spawn(&dir, &run);
+        next_event(&mut events, "step").expect("a first step");
+        signal(&child, name);
+        let interrupted = next_event(&mut events, "interrupted").expect("an interrupted event");
+        assert_eq!(child.wait().unwrap().code(), Some(7), "SIG{name}");
+
+        let cursor: i64 = interrupted["cursor"].as_str().unwrap().parse().unwrap();
+        let steps = interrupted["steps"].as_u64().unwrap();
+        assert!(steps >= 1);
+        assert_prefix_done(&mut db, cursor);
+        let recorded: (String, String, i64) = db
+            .rows::<(String, String, i64)>("SELECT status, cursor, steps FROM dmig_runs")[0]
+            .clone();
+        assert_eq!(
+            recorded,
+            ("interrupted".to_owned(), cursor.to_string(), steps as i64)
+        );
+        assert_eq!(
+            db.scalar::<String>("SELECT state FROM dmig_migrations"),
+            "interrupted"
+        );
+
+        let resumed = dmig(DMIG, dir.path(), &run[..6]).expect_code(0);
+        assert!(
+            resumed
+                .stdout
+                .contains(&format!("resumed from cursor {cursor}")),
+            "{}",
+            resumed.stdout
+        );
+        assert_eq!(
+            db.scalar::<i64>("SELECT count(*) FROM counters WHERE n <> 1"),
+            0
+        );
+    }
+}
+
+#[test]
+fn a_second_signal_rolls_the_current_step_back_at_once() {
+    let dir = TestDir::new("double-signal");
+    let (url, mut db) = counters_db(&dir, 5_000);
+    // Each step sleeps 30 s after writing: only a rollback ends it quickly.
+    let (mut child, mut events) = spawn(
+        &dir,
+        &[
+            "run",
+            guests::COUNTER,
+            "-D",
+            &url,
+            "--arg",
+            "batch_size=100",
+            "--arg",
+            "sleep_ms=30000",
+            "--max-steps",
+            "1",
+        ],
+    );
+    next_event(&mut events, "started").unwrap();
+    signal(&child, "INT");
+    signal(&child, "INT");
+    let interrupted = next_event(&mut events, "interrupted").expect("an interrupted event");
+    assert_eq!(child.wait().unwrap().code(), Some(7));
+    assert_eq!(interrupted["steps"], 0);
+    assert_prefix_done(&mut db, 0);
+    assert_eq!(db.scalar::<i64>("SELECT count(*) FROM counter_batches"), 0);
+    assert_eq!(
+        db.scalar::<String>("SELECT status FROM dmig_runs"),
+        "interrupted"
+    );
+}
+
+#[test]
+fn max_steps_runs_a_bounded_slice_and_pause_paces_it() {
+    let dir = TestDir::new("max-steps");
+    let (url, mut db) = counters_db(&dir, 1_000);
+    let slice = [
+        "run",
+        guests::COUNTER,
+        "-D",
+        &url,
+        "--arg",
+        "batch_size=100",
+        "--max-steps",
+        "3",
+        "--pause",
+        "5ms",
+    ];
+    let out = dmig(DMIG, dir.path(), &slice).expect_code(7);
+    assert!(
+        out.stderr.contains("migration counter was interrupted after 3 steps of this run (run 1, cursor 300); run it again to resume"),
+        "{}",
+        out.stderr
+    );
+    assert_prefix_done(&mut db, 300);
+    dmig(DMIG, dir.path(), &slice).expect_code(7);
+    assert_prefix_done(&mut db, 600);
+    let rest = dmig(DMIG, dir.path(), &slice[..6]).expect_code(0);
+    assert!(
+        rest.stdout.contains("resumed from cursor 600"),
+        "{}",
+        rest.stdout
+    );
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM counters WHERE n <> 1"),
+        0
+    );
+    let statuses: Vec<(String,)> = db.rows("SELECT status FROM dmig_runs ORDER BY id");
+    assert_eq!(
+        statuses,
+        [
+            ("interrupted".into(),),
+            ("interrupted".into(),),
+            ("succeeded".into(),)
+        ]
+    );
+}
+
+#[test]
+fn restart_starts_over_instead_of_resuming() {
+    let dir = TestDir::new("restart");
+    let (url, mut db) = counters_db(&dir, 1_000);
+    let run = [
+        "run",
+        guests::COUNTER,
+        "-D",
+        &url,
+        "--arg",
+        "batch_size=100",
+    ];
+    dmig(
+        DMIG,
+        dir.path(),
+        &[&run[..], &["--max-steps", "2"]].concat(),
+    )
+    .expect_code(7);
+    dmig(DMIG, dir.path(), &[&run[..], &["--restart"]].concat()).expect_code(1);
+    // From the start again, the first 200 counters reach 2: verify says so.
+    let error: String = db.scalar("SELECT error FROM dmig_runs WHERE id = 2");
+    assert_eq!(error, "verify failed: 200 counters are not exactly 1");
+}
+
+#[test]
+fn verify_failure_rolls_back_the_last_step() {
+    let dir = TestDir::new("verify");
+    let (url, mut db) = counters_db(&dir, 1_000);
+    db.exec("UPDATE counters SET n = 7 WHERE id = 5");
+    let out = dmig(
+        DMIG,
+        dir.path(),
+        &[
+            "run",
+            guests::COUNTER,
+            "-D",
+            &url,
+            "--arg",
+            "batch_size=100",
+        ],
+    )
+    .expect_code(1);
+    assert!(
+        out.stderr
+            .contains("step 11 (run 1, cursor 1000): verify failed: 1 counters are not exactly 1"),
+        "{}",
+        out.stderr
+    );
+    // Ten batches committed; the eleventh step (empty, then verify) rolled back.
+    assert_eq!(db.scalar::<i64>("SELECT count(*) FROM counter_batches"), 10);
+    let run: (String, i64, String) =
+        db.rows::<(String, i64, String)>("SELECT status, steps, cursor FROM dmig_runs")[0].clone();
+    assert_eq!(run, ("failed".to_owned(), 10, "1000".to_owned()));
+}
+
+#[test]
+fn dry_run_reports_and_leaves_the_database_byte_for_byte() {
+    let dir = TestDir::new("dry-run");
+    let (url, db) = counters_db(&dir, 1_000);
+    drop(db);
+    let file = dir.path().join("app.db");
+    let before = std::fs::read(&file).unwrap();
+
+    let out = dmig(
+        DMIG,
+        dir.path(),
+        &[
+            "run",
+            guests::COUNTER,
+            "-D",
+            &url,
+            "--arg",
+            "batch_size=100",
+            "--dry-run",
+        ],
+    )
+    .expect_code(0);
+    assert!(
+        out.stdout
+            .starts_with("dry run (up) of counter: 11 steps, 1000 rows in "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("everything was rolled back"),
+        "{}",
+        out.stdout
+    );
+    let table_row = |table: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.contains(table))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        table_row("counter_batches").contains("+10"),
+        "{}",
+        out.stdout
+    );
+    assert!(table_row("counters ").contains("+0"), "{}", out.stdout);
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "byte-for-byte unchanged"
+    );
+
+    let (mut child, mut events) = spawn(&dir, &["run", guests::COUNTER, "-D", &url, "--dry-run"]);
+    let report = next_event(&mut events, "dry_run").expect("a dry_run event");
+    assert!(child.wait().unwrap().success());
+    assert_eq!(report["outcome"]["steps"], 3);
+    let changes = report["changes"].as_array().unwrap();
+    let batches = changes
+        .iter()
+        .find(|c| c["table"] == "counter_batches")
+        .unwrap();
+    assert_eq!(
+        (batches["before"].as_i64(), batches["after"].as_i64()),
+        (Some(0), Some(2))
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "byte-for-byte unchanged"
+    );
+
+    // A failing dry run rolls back too, and records nothing.
+    let mut db = Db::open(&url);
+    db.exec("UPDATE counters SET n = 7 WHERE id = 5");
+    drop(db);
+    let before = std::fs::read(&file).unwrap();
+    let failed = dmig(
+        DMIG,
+        dir.path(),
+        &["run", guests::COUNTER, "-D", &url, "--dry-run"],
+    )
+    .expect_code(1);
+    assert!(
+        failed
+            .stderr
+            .contains("(dry run, cursor 1000): verify failed"),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+}
+
+#[test]
+fn json_events_carry_logs_progress_and_the_outcome() {
+    let dir = TestDir::new("events");
+    let url = dir.sqlite_url("app.db");
+    let mut db = Db::open(&url);
+    db.exec(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, slug TEXT);
+         WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 1200)
+         INSERT INTO users (id, name) SELECT i, 'User ' || i FROM s;",
+    );
+    let out = dmig(
+        DMIG,
+        dir.path(),
+        &[
+            "run",
+            guests::BACKFILL_USER_SLUGS,
+            "-D",
+            &url,
+            "--output",
+            "json",
+            "--arg",
+            "batch_size=400",
+        ],
+    )
+    .expect_code(0);
+    let events: Vec<Json> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["started", "log", "step", "step", "step", "step", "finished"]
+    );
+    assert_eq!(events[0]["migration"], "backfill-user-slugs");
+    assert_eq!(events[0]["run_id"], 1);
+    assert_eq!(events[1]["level"], "info");
+    assert_eq!(
+        events[1]["message"],
+        "1200 users have no slug; batches of 400"
+    );
+    assert_eq!(events[2]["expected_rows"], 1200);
+    assert_eq!(events[2]["rows"], 400);
+    assert_eq!(events[5]["rows_total"], 1200);
+    assert_eq!(events[6]["outcome"]["kind"], "completed");
+    assert_eq!(events[6]["outcome"]["rows"], 1200);
+
+    // A bad argument fails the run with a message naming it; a malformed
+    // --arg is a usage error.
+    let bad = dmig(
+        DMIG,
+        dir.path(),
+        &[
+            "run",
+            guests::BACKFILL_USER_SLUGS,
+            "-D",
+            &url,
+            "--force",
+            "--arg",
+            "batch_size=lots",
+        ],
+    )
+    .expect_code(1);
+    assert!(
+        bad.stderr.contains("argument batch_size=lots is invalid"),
+        "{}",
+        bad.stderr
+    );
+    let usage = dmig(
+        DMIG,
+        dir.path(),
+        &[
+            "run",
+            guests::BACKFILL_USER_SLUGS,
+            "-D",
+            &url,
+            "--arg",
+            "batch_size",
+        ],
+    )
+    .expect_code(2);
+    assert!(
+        usage.stderr.contains("expected KEY=VALUE"),
+        "{}",
+        usage.stderr
+    );
+}
+
+#[test]
+fn history_lists_every_run() {
+    let dir = TestDir::new("history");
+    let (url, _db) = counters_db(&dir, 300);
+    dmig(
+        DMIG,
+        dir.path(),
+        &[
+            "run",
+            guests::COUNTER,
+            "-D",
+            &url,
+            "--arg",
+            "batch_size=100",
+            "--max-steps",
+            "1",
+        ],
+    )
+    .expect_code(7);
+    dmig(DMIG, dir.path(), &["run", guests::COUNTER, "-D", &url]).expect_code(0);
+    let table = dmig(DMIG, dir.path(), &["history", "-D", &url]).expect_code(0);
+    assert!(
+        table.stdout.contains("interrupted") && table.stdout.contains("succeeded"),
+        "{}",
+        table.stdout
+    );
+    let json = dmig(DMIG, dir.path(), &["history", "-D", &url, "--json"]).expect_code(0);
+    let runs: Json = serde_json::from_str(&json.stdout).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        (runs[0]["id"].as_i64(), runs[0]["status"].as_str()),
+        (Some(2), Some("succeeded"))
+    );
+    assert_eq!(
+        (runs[1]["status"].as_str(), runs[1]["steps"].as_i64()),
+        (Some("interrupted"), Some(1))
+    );
+    assert!(runs[0]["duration_seconds"].as_f64().unwrap() >= 0.0);
+    assert_eq!(runs[0]["rows_processed"], 200);
+
+    let empty = dmig(
+        DMIG,
+        dir.path(),
+        &["history", "-D", &dir.sqlite_url("other.db")],
+    )
+    .expect_code(3);
+    assert!(empty.stderr.contains("cannot connect"), "{}", empty.stderr);
+}
+
+#[test]
+fn components_built_against_wit_v0_1_0_still_run() {
+    let dir = TestDir::new("legacy");
+    let url = dir.sqlite_url("app.db");
+    let mut db = Db::open(&url);
+    db.exec("CREATE TABLE legacy_log (step INTEGER NOT NULL)");
+    let out = dmig(
+        DMIG,
+        dir.path(),
+        &["run", guests::LEGACY_V0_1_0, "-D", &url],
+    )
+    .expect_code(0);
+    assert!(
+        out.stdout
+            .contains("applied legacy-v0-1-0: 3 steps, 3 rows"),
+        "{}",
+        out.stdout
+    );
+    let steps: Vec<(i64,)> = db.rows("SELECT step FROM legacy_log ORDER BY step");
+    assert_eq!(steps, [(1,), (2,), (3,)]);
+    dmig(
+        DMIG,
+        dir.path(),
+        &["down", guests::LEGACY_V0_1_0, "-D", &url],
+    )
+    .expect_code(0);
+    assert_eq!(db.scalar::<i64>("SELECT count(*) FROM legacy_log"), 0);
+}
