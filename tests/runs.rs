@@ -232,6 +232,64 @@ fn a_second_host_waits_for_the_lock_then_names_the_holder() {
     );
 }
 
+#[test]
+fn a_foreign_hosts_lease_blocks_until_it_expires() {
+    let dir = TestDir::new("lease");
+    let (url, mut db) = counters_db(&dir, 100);
+    // Create the ledger, then plant a lock held by a live-looking host
+    // elsewhere.
+    dmig(
+        DMIG,
+        dir.path(),
+        &["run", guests::COUNTER, "-D", &url, "--dry-run"],
+    )
+    .expect_code(0);
+    dmig(
+        DMIG,
+        dir.path(),
+        &["run", guests::COUNTER, "-D", &url, "--max-steps", "0"],
+    )
+    .expect_code(7);
+    db.exec(
+        "INSERT INTO dmig_locks (migration, holder, run_id, host, pid, acquired_at, expires_at)
+         VALUES ('counter', 'elsewhere:1:x', 1, 'db-worker-7', 1, '2026-01-01T00:00:00.000Z', '2999-01-01T00:00:00.000Z')",
+    );
+    let blocked = dmig(
+        DMIG,
+        dir.path(),
+        &["run", guests::COUNTER, "-D", &url, "--lock-timeout", "0s"],
+    )
+    .expect_code(6);
+    assert!(
+        blocked
+            .stderr
+            .contains("locked by run 1 on db-worker-7 (pid 1) since 2026-01-01T00:00:00.000Z"),
+        "{}",
+        blocked.stderr
+    );
+
+    // Its lease runs out: the next host takes over and records the
+    // abandoned run.
+    db.exec("UPDATE dmig_locks SET expires_at = '2000-01-01T00:00:00.000Z'");
+    let resumed = dmig(
+        DMIG,
+        dir.path(),
+        &["run", guests::COUNTER, "-D", &url, "--lock-timeout", "0s"],
+    )
+    .expect_code(0);
+    assert!(
+        resumed
+            .stderr
+            .contains("took over the lock of a host that is gone host=db-worker-7 pid=1"),
+        "{}",
+        resumed.stderr
+    );
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM counters WHERE n <> 1"),
+        0
+    );
+}
+
 fn gethostname() -> String {
     let out = Command::new("hostname").output().unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_owned()

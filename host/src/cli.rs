@@ -409,6 +409,21 @@ impl ProgressBar {
     }
 
     fn event(&mut self, event: &Event) {
+        if let Event::Started {
+            migration,
+            run_id: Some(run_id),
+            resumed_from: Some(cursor),
+            ..
+        } = event
+        {
+            let line = format!(
+                "resuming {migration} from cursor {cursor} (run {run_id}); pass --restart to start over"
+            );
+            match &self.bar {
+                Some(bar) => bar.println(line),
+                None => eprintln!("{line}"),
+            }
+        }
         let Some(bar) = &self.bar else { return };
         match event {
             Event::Started {
@@ -428,7 +443,7 @@ impl ProgressBar {
                             bar.set_length(*total);
                             bar.set_style(
                                 indicatif::ProgressStyle::with_template(
-                                    "{prefix} [{bar:30}] {pos}/{len} rows, {per_sec}, ETA {eta} {msg}",
+                                    "{prefix} [{bar:30}] {human_pos}/{human_len} rows, {msg}, ETA {eta}",
                                 )
                                 .expect("a valid template")
                                 .progress_chars("=> "),
@@ -443,7 +458,8 @@ impl ProgressBar {
                     ),
                 }
                 bar.set_position(*rows_total);
-                bar.set_message(format!("(step {step})"));
+                let rate = *rows_total as f64 / bar.elapsed().as_secs_f64().max(0.001);
+                bar.set_message(format!("{rate:.0} rows/s, step {step}"));
             }
             Event::Log { level, message, .. } => bar.println(format!("{level}: {message}")),
             _ => {}
