@@ -744,3 +744,39 @@ fn components_built_against_wit_v0_1_0_still_run() {
     .expect_code(0);
     assert_eq!(db.scalar::<i64>("SELECT count(*) FROM legacy_log"), 0);
 }
+
+#[test]
+fn a_terminal_gets_a_progress_bar_with_rate_and_eta() {
+    let dir = TestDir::new("tty");
+    let (url, _db) = counters_db(&dir, 2_000);
+    let transcript = dir.path().join("tty.out");
+    // `script` (util-linux) runs the host on a pseudo-terminal.
+    let command = format!(
+        "{DMIG} run {} -D {url} --arg batch_size=100 --pause 20ms",
+        guests::COUNTER
+    );
+    let status = Command::new("script")
+        .args(["-q", "-e", "-c", &command])
+        .arg(&transcript)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("running script(1) from util-linux");
+    assert!(status.success());
+    let screen = String::from_utf8_lossy(&std::fs::read(&transcript).unwrap()).replace('\r', "\n");
+    let bar = screen
+        .lines()
+        .find(|l| {
+            l.contains("counter up [")
+                && l.contains("/2,000 rows")
+                && l.contains("rows/s")
+                && l.contains("ETA")
+        })
+        .unwrap_or_else(|| panic!("no progress bar line in:\n{screen}"));
+    assert!(bar.contains("step "), "{bar}");
+    assert!(
+        screen.contains("applied counter: 21 steps, 2000 rows"),
+        "{screen}"
+    );
+}
