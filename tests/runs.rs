@@ -5,23 +5,42 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
-use dmig_tests::{Db, TestDir, dmig, guests};
+use dmig_tests::{Db, Kind, TestDb, TestDir, dmig, guests, on_every_database};
 use serde_json::Value as Json;
 
 const DMIG: &str = env!("CARGO_BIN_EXE_dmig-host-under-test");
 
-/// A database with `n` counters at 0 and an empty batch log.
-fn counters_db(dir: &TestDir, n: i64) -> (String, Db) {
-    let url = dir.sqlite_url("app.db");
-    let mut db = Db::open(&url);
-    db.exec(&format!(
-        "CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL DEFAULT 0);
-         CREATE TABLE counter_batches (first_id INTEGER NOT NULL, last_id INTEGER NOT NULL);
-         WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n})
-         INSERT INTO counters (id) SELECT i FROM s;"
-    ));
-    (url, db)
+/// A fresh database of `kind` with `n` counters at 0 and an empty batch
+/// log; `None` when that database is not configured (the test is skipped).
+fn counters_db(kind: Kind, dir: &TestDir, test: &str, n: i64) -> Option<(TestDb, Db)> {
+    let test_db = TestDb::new(kind, dir, test)?;
+    let mut db = test_db.open();
+    db.exec(
+        "CREATE TABLE counters (id BIGINT PRIMARY KEY, n BIGINT NOT NULL DEFAULT 0);
+         CREATE TABLE counter_batches (first_id BIGINT NOT NULL, last_id BIGINT NOT NULL)",
+    );
+    let ids: Vec<i64> = (1..=n).collect();
+    for chunk in ids.chunks(5_000) {
+        let values: Vec<String> = chunk.iter().map(|i| format!("({i})")).collect();
+        db.exec(&format!(
+            "INSERT INTO counters (id) VALUES {}",
+            values.join(", ")
+        ));
+    }
+    Some((test_db, db))
 }
+
+/// [`counters_db`] on SQLite, for the tests that do not vary by database.
+fn sqlite_counters(dir: &TestDir, n: i64) -> (TestDb, Db) {
+    counters_db(Kind::Sqlite, dir, "sqlite", n).unwrap()
+}
+
+on_every_database!(
+    exactly_once_under_repeated_sigkill,
+    a_second_host_waits_for_the_lock_then_names_the_holder,
+    dry_run_reports_and_leaves_the_database_byte_for_byte,
+    verify_failure_rolls_back_the_last_step,
+);
 
 /// Starts `dmig-host` with JSON events on a pipe.
 fn spawn(dir: &TestDir, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
@@ -86,10 +105,12 @@ impl Lcg {
     }
 }
 
-#[test]
-fn exactly_once_under_repeated_sigkill() {
+fn exactly_once_under_repeated_sigkill(kind: Kind) {
     let dir = TestDir::new("sigkill");
-    let (url, mut db) = counters_db(&dir, 50_000);
+    let Some((test_db, mut db)) = counters_db(kind, &dir, "sigkill", 50_000) else {
+        return;
+    };
+    let url = test_db.url().to_owned();
     let mut rng = Lcg(0x5eed_d319);
     let run = [
         "run",
@@ -151,10 +172,12 @@ fn exactly_once_under_repeated_sigkill() {
     }
 }
 
-#[test]
-fn a_second_host_waits_for_the_lock_then_names_the_holder() {
+fn a_second_host_waits_for_the_lock_then_names_the_holder(kind: Kind) {
     let dir = TestDir::new("lock");
-    let (url, mut db) = counters_db(&dir, 50_000);
+    let Some((test_db, mut db)) = counters_db(kind, &dir, "lock", 50_000) else {
+        return;
+    };
+    let url = test_db.url().to_owned();
     let (mut holder, mut events) = spawn(
         &dir,
         &[
@@ -235,7 +258,8 @@ fn a_second_host_waits_for_the_lock_then_names_the_holder() {
 #[test]
 fn a_foreign_hosts_lease_blocks_until_it_expires() {
     let dir = TestDir::new("lease");
-    let (url, mut db) = counters_db(&dir, 100);
+    let (test_db, mut db) = sqlite_counters(&dir, 100);
+    let url = test_db.url().to_owned();
     // Create the ledger, then plant a lock held by a live-looking host
     // elsewhere.
     dmig(
@@ -299,7 +323,8 @@ fn gethostname() -> String {
 fn sigint_and_sigterm_stop_after_the_current_step_and_resume() {
     for name in ["INT", "TERM"] {
         let dir = TestDir::new(&format!("sig{name}"));
-        let (url, mut db) = counters_db(&dir, 5_000);
+        let (test_db, mut db) = sqlite_counters(&dir, 5_000);
+        let url = test_db.url().to_owned();
         let run = [
             "run",
             guests::COUNTER,
@@ -321,7 +346,7 @@ fn sigint_and_sigterm_stop_after_the_current_step_and_resume() {
         assert!(steps >= 1);
         assert_prefix_done(&mut db, cursor);
         let recorded: (String, String, i64) = db
-            .rows::<(String, String, i64)>("SELECT status, cursor, steps FROM dmig_runs")[0]
+            .rows::<(String, String, i64)>("SELECT status, last_cursor, steps FROM dmig_runs")[0]
             .clone();
         assert_eq!(
             recorded,
@@ -350,7 +375,8 @@ fn sigint_and_sigterm_stop_after_the_current_step_and_resume() {
 #[test]
 fn a_second_signal_rolls_the_current_step_back_at_once() {
     let dir = TestDir::new("double-signal");
-    let (url, mut db) = counters_db(&dir, 5_000);
+    let (test_db, mut db) = sqlite_counters(&dir, 5_000);
+    let url = test_db.url().to_owned();
     // Each step sleeps 30 s after writing: only a rollback ends it quickly.
     let (mut child, mut events) = spawn(
         &dir,
@@ -384,7 +410,8 @@ fn a_second_signal_rolls_the_current_step_back_at_once() {
 #[test]
 fn max_steps_runs_a_bounded_slice_and_pause_paces_it() {
     let dir = TestDir::new("max-steps");
-    let (url, mut db) = counters_db(&dir, 1_000);
+    let (test_db, mut db) = sqlite_counters(&dir, 1_000);
+    let url = test_db.url().to_owned();
     let slice = [
         "run",
         guests::COUNTER,
@@ -430,7 +457,8 @@ fn max_steps_runs_a_bounded_slice_and_pause_paces_it() {
 #[test]
 fn restart_starts_over_instead_of_resuming() {
     let dir = TestDir::new("restart");
-    let (url, mut db) = counters_db(&dir, 1_000);
+    let (test_db, mut db) = sqlite_counters(&dir, 1_000);
+    let url = test_db.url().to_owned();
     let run = [
         "run",
         guests::COUNTER,
@@ -451,10 +479,12 @@ fn restart_starts_over_instead_of_resuming() {
     assert_eq!(error, "verify failed: 200 counters are not exactly 1");
 }
 
-#[test]
-fn verify_failure_rolls_back_the_last_step() {
+fn verify_failure_rolls_back_the_last_step(kind: Kind) {
     let dir = TestDir::new("verify");
-    let (url, mut db) = counters_db(&dir, 1_000);
+    let Some((test_db, mut db)) = counters_db(kind, &dir, "verify", 1_000) else {
+        return;
+    };
+    let url = test_db.url().to_owned();
     db.exec("UPDATE counters SET n = 7 WHERE id = 5");
     let out = dmig(
         DMIG,
@@ -477,18 +507,20 @@ fn verify_failure_rolls_back_the_last_step() {
     );
     // Ten batches committed; the eleventh step (empty, then verify) rolled back.
     assert_eq!(db.scalar::<i64>("SELECT count(*) FROM counter_batches"), 10);
-    let run: (String, i64, String) =
-        db.rows::<(String, i64, String)>("SELECT status, steps, cursor FROM dmig_runs")[0].clone();
+    let run: (String, i64, String) = db
+        .rows::<(String, i64, String)>("SELECT status, steps, last_cursor FROM dmig_runs")[0]
+        .clone();
     assert_eq!(run, ("failed".to_owned(), 10, "1000".to_owned()));
 }
 
-#[test]
-fn dry_run_reports_and_leaves_the_database_byte_for_byte() {
+fn dry_run_reports_and_leaves_the_database_byte_for_byte(kind: Kind) {
     let dir = TestDir::new("dry-run");
-    let (url, db) = counters_db(&dir, 1_000);
+    let Some((test_db, db)) = counters_db(kind, &dir, "dry_run", 1_000) else {
+        return;
+    };
+    let url = test_db.url().to_owned();
     drop(db);
-    let file = dir.path().join("app.db");
-    let before = std::fs::read(&file).unwrap();
+    let before = test_db.dump();
 
     let out = dmig(
         DMIG,
@@ -528,11 +560,7 @@ fn dry_run_reports_and_leaves_the_database_byte_for_byte() {
         out.stdout
     );
     assert!(table_row("counters ").contains("+0"), "{}", out.stdout);
-    assert_eq!(
-        std::fs::read(&file).unwrap(),
-        before,
-        "byte-for-byte unchanged"
-    );
+    test_db.assert_unchanged(&before);
 
     let (mut child, mut events) = spawn(&dir, &["run", guests::COUNTER, "-D", &url, "--dry-run"]);
     let report = next_event(&mut events, "dry_run").expect("a dry_run event");
@@ -547,17 +575,13 @@ fn dry_run_reports_and_leaves_the_database_byte_for_byte() {
         (batches["before"].as_i64(), batches["after"].as_i64()),
         (Some(0), Some(2))
     );
-    assert_eq!(
-        std::fs::read(&file).unwrap(),
-        before,
-        "byte-for-byte unchanged"
-    );
+    test_db.assert_unchanged(&before);
 
     // A failing dry run rolls back too, and records nothing.
-    let mut db = Db::open(&url);
+    let mut db = test_db.open();
     db.exec("UPDATE counters SET n = 7 WHERE id = 5");
     drop(db);
-    let before = std::fs::read(&file).unwrap();
+    let before = test_db.dump();
     let failed = dmig(
         DMIG,
         dir.path(),
@@ -571,7 +595,7 @@ fn dry_run_reports_and_leaves_the_database_byte_for_byte() {
         "{}",
         failed.stderr
     );
-    assert_eq!(std::fs::read(&file).unwrap(), before);
+    test_db.assert_unchanged(&before);
 }
 
 #[test]
@@ -669,7 +693,8 @@ fn json_events_carry_logs_progress_and_the_outcome() {
 #[test]
 fn history_lists_every_run() {
     let dir = TestDir::new("history");
-    let (url, _db) = counters_db(&dir, 300);
+    let (test_db, _db) = sqlite_counters(&dir, 300);
+    let url = test_db.url().to_owned();
     dmig(
         DMIG,
         dir.path(),
@@ -748,7 +773,8 @@ fn components_built_against_wit_v0_1_0_still_run() {
 #[test]
 fn a_terminal_gets_a_progress_bar_with_rate_and_eta() {
     let dir = TestDir::new("tty");
-    let (url, _db) = counters_db(&dir, 2_000);
+    let (test_db, _db) = sqlite_counters(&dir, 2_000);
+    let url = test_db.url().to_owned();
     let transcript = dir.path().join("tty.out");
     // `script` (util-linux) runs the host on a pseudo-terminal.
     let command = format!(

@@ -80,8 +80,9 @@ fn assert_contained(db: &mut Db, run: &Run) {
     );
     assert_eq!(db.scalar::<i64>("SELECT count(*) FROM imported"), 0);
     let recorded = db
-        .rows::<(String, i64, Option<String>)>("SELECT status, steps, cursor FROM dmig_runs")[0]
-        .clone();
+        .rows::<(String, i64, Option<String>)>("SELECT status, steps, last_cursor FROM dmig_runs")
+        [0]
+    .clone();
     assert_eq!(recorded, ("failed".to_owned(), 1, Some("1".to_owned())));
     assert_eq!(
         db.scalar::<String>("SELECT state FROM dmig_migrations"),

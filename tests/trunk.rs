@@ -2,7 +2,7 @@
 //! `dmig-host` binary against a fresh SQLite database per test, the ledger,
 //! reruns, `down`, a failing step, and every kind of bad artifact.
 
-use dmig_tests::{Db, Run, TestDir, dmig, dmig_with_env, guests};
+use dmig_tests::{Db, Kind, Run, TestDb, TestDir, dmig, dmig_with_env, guests, on_every_database};
 
 const DMIG: &str = env!("CARGO_BIN_EXE_dmig-host-under-test");
 
@@ -31,11 +31,14 @@ fn expected_slug(id: i64) -> String {
     }
 }
 
-/// A database holding `USERS` users, some with slugs already.
-fn users_db(dir: &TestDir) -> (String, Db) {
-    let url = dir.sqlite_url("app.db");
-    let mut db = Db::open(&url);
-    db.exec("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, slug TEXT)");
+/// A fresh database of `kind` holding `USERS` users, some with slugs already;
+/// `None` when that database is not configured (the test is skipped).
+fn users_db(kind: Kind, dir: &TestDir, test: &str) -> Option<(TestDb, Db)> {
+    let test_db = TestDb::new(kind, dir, test)?;
+    let mut db = test_db.open();
+    db.exec(
+        "CREATE TABLE users (id BIGINT PRIMARY KEY, name VARCHAR(200) NOT NULL, slug VARCHAR(300))",
+    );
     let mut sql = String::from("INSERT INTO users (id, name, slug) VALUES ");
     for id in 1..=USERS {
         let name = NAMES[(id as usize) % NAMES.len()].0.replace('\'', "''");
@@ -50,8 +53,15 @@ fn users_db(dir: &TestDir) -> (String, Db) {
         ));
     }
     db.exec(&sql);
-    (url, db)
+    Some((test_db, db))
 }
+
+on_every_database!(
+    example_backfills_every_user_and_records_the_run,
+    second_run_is_a_noop_and_force_runs_again,
+    down_reverts_exactly_what_up_did,
+    a_failing_third_step_leaves_the_database_at_the_end_of_step_two,
+);
 
 fn run(dir: &TestDir, args: &[&str]) -> Run {
     dmig(DMIG, dir.path(), args)
@@ -75,12 +85,14 @@ type RunRow = (
     String,
 );
 type MigrationRow = (String, String, String, Option<String>, Option<String>);
-const RUNS: &str = "SELECT id, migration, direction, status, finished_at, steps, rows_processed, cursor, error, host_version, sha256 FROM dmig_runs ORDER BY id";
+const RUNS: &str = "SELECT id, migration, direction, status, finished_at, steps, rows_processed, last_cursor, error, host_version, sha256 FROM dmig_runs ORDER BY id";
 
-#[test]
-fn example_backfills_every_user_and_records_the_run() {
+fn example_backfills_every_user_and_records_the_run(kind: Kind) {
     let dir = TestDir::new("backfill");
-    let (url, mut db) = users_db(&dir);
+    let Some((test_db, mut db)) = users_db(kind, &dir, "backfill") else {
+        return;
+    };
+    let url = test_db.url().to_owned();
     let slugged_before: i64 = db.scalar("SELECT count(*) FROM users WHERE slug IS NOT NULL");
     let to_slug = USERS - slugged_before;
 
@@ -154,10 +166,12 @@ fn example_backfills_every_user_and_records_the_run() {
     assert_eq!(json[0]["last_run"]["status"], "succeeded");
 }
 
-#[test]
-fn second_run_is_a_noop_and_force_runs_again() {
+fn second_run_is_a_noop_and_force_runs_again(kind: Kind) {
     let dir = TestDir::new("rerun");
-    let (url, mut db) = users_db(&dir);
+    let Some((test_db, mut db)) = users_db(kind, &dir, "rerun") else {
+        return;
+    };
+    let url = test_db.url().to_owned();
     run(&dir, &["run", guests::BACKFILL_USER_SLUGS, "-D", &url]).expect_code(0);
     let after_first = db.user_data();
 
@@ -198,10 +212,12 @@ fn second_run_is_a_noop_and_force_runs_again() {
     assert_eq!(db.user_data(), after_first);
 }
 
-#[test]
-fn down_reverts_exactly_what_up_did() {
+fn down_reverts_exactly_what_up_did(kind: Kind) {
     let dir = TestDir::new("down");
-    let (url, mut db) = users_db(&dir);
+    let Some((test_db, mut db)) = users_db(kind, &dir, "down") else {
+        return;
+    };
+    let url = test_db.url().to_owned();
     let original = db.user_data();
     run(&dir, &["run", guests::BACKFILL_USER_SLUGS, "-D", &url]).expect_code(0);
     assert_ne!(db.user_data(), original);
@@ -244,7 +260,8 @@ fn down_reverts_exactly_what_up_did() {
 #[test]
 fn down_is_refused_for_an_irreversible_or_unapplied_migration() {
     let dir = TestDir::new("down-refused");
-    let (url, mut db) = users_db(&dir);
+    let (test_db, mut db) = users_db(Kind::Sqlite, &dir, "sqlite").unwrap();
+    let url = test_db.url().to_owned();
     let original = db.user_data();
 
     let out = run(&dir, &["down", guests::FAIL_THIRD_STEP, "-D", &url]).expect_code(4);
@@ -265,16 +282,19 @@ fn down_is_refused_for_an_irreversible_or_unapplied_migration() {
     assert_eq!(db.user_data(), original);
 }
 
-#[test]
-fn a_failing_third_step_leaves_the_database_at_the_end_of_step_two() {
+fn a_failing_third_step_leaves_the_database_at_the_end_of_step_two(kind: Kind) {
     let dir = TestDir::new("fail-third");
-    let url = dir.sqlite_url("app.db");
-    let mut db = Db::open(&url);
-    db.exec(
-        "CREATE TABLE items (id INTEGER PRIMARY KEY, done INTEGER NOT NULL DEFAULT 0);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)
-         INSERT INTO items (id) SELECT i FROM n;",
-    );
+    let Some(test_db) = TestDb::new(kind, &dir, "fail_third") else {
+        return;
+    };
+    let url = test_db.url().to_owned();
+    let mut db = test_db.open();
+    db.exec("CREATE TABLE items (id BIGINT PRIMARY KEY, done INTEGER NOT NULL DEFAULT 0)");
+    let values: Vec<String> = (1..=100).map(|i| format!("({i})")).collect();
+    db.exec(&format!(
+        "INSERT INTO items (id) VALUES {}",
+        values.join(", ")
+    ));
 
     let out = run(&dir, &["run", guests::FAIL_THIRD_STEP, "-D", &url]).expect_code(1);
     assert_eq!(out.stderr.lines().count(), 1, "one line: {}", out.stderr);
@@ -313,7 +333,7 @@ fn a_failing_third_step_leaves_the_database_at_the_end_of_step_two() {
         again.stderr
     );
     let second: (i64, i64, Option<String>) = db.rows::<(i64, i64, Option<String>)>(
-        "SELECT steps, rows_processed, cursor FROM dmig_runs WHERE id = 2",
+        "SELECT steps, rows_processed, last_cursor FROM dmig_runs WHERE id = 2",
     )[0]
     .clone();
     assert_eq!(second, (0, 0, Some("2".into())));
@@ -348,7 +368,8 @@ fn typed_row_access_and_its_errors_cross_the_boundary() {
 #[test]
 fn bad_artifacts_are_refused_with_distinct_codes_and_the_database_untouched() {
     let dir = TestDir::new("bad-artifacts");
-    let (url, mut db) = users_db(&dir);
+    let (test_db, mut db) = users_db(Kind::Sqlite, &dir, "sqlite").unwrap();
+    let url = test_db.url().to_owned();
     let db_file = dir.path().join("app.db");
     let original_bytes = std::fs::read(&db_file).unwrap();
     let original = db.user_data();
@@ -416,7 +437,8 @@ fn bad_artifacts_are_refused_with_distinct_codes_and_the_database_untouched() {
 #[test]
 fn database_url_comes_from_the_flag_the_environment_or_dotenv() {
     let dir = TestDir::new("url");
-    let (url, mut db) = users_db(&dir);
+    let (test_db, mut db) = users_db(Kind::Sqlite, &dir, "sqlite").unwrap();
+    let url = test_db.url().to_owned();
 
     let out = run(&dir, &["run", guests::BACKFILL_USER_SLUGS]).expect_code(2);
     assert!(
@@ -478,7 +500,8 @@ fn sqlite_database_is_created_if_missing_and_bad_urls_are_clear() {
 #[test]
 fn a_changed_artifact_is_refused_unless_allowed() {
     let dir = TestDir::new("changed");
-    let (url, mut db) = users_db(&dir);
+    let (test_db, mut db) = users_db(Kind::Sqlite, &dir, "sqlite").unwrap();
+    let url = test_db.url().to_owned();
     run(&dir, &["run", guests::BACKFILL_USER_SLUGS, "-D", &url]).expect_code(0);
     let mut bytes = std::fs::read(guests::BACKFILL_USER_SLUGS).unwrap();
     // A custom section appended: still a valid component, different bytes.

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Connection, FromRow, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{Connection, FromRow, Row};
 
 /// Paths of the guest components, built once per test build by `build.rs`.
 pub mod guests {
@@ -93,40 +93,240 @@ pub fn dmig_with_env(bin: &str, cwd: &Path, args: &[&str], env: &[(&str, &str)])
     }
 }
 
-/// Direct access to a test database through sqlx, independent of dmig.
+/// The kinds of database the behaviour tests run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+impl Kind {
+    /// The environment variable naming the server to test against.
+    pub fn env_var(self) -> Option<&'static str> {
+        match self {
+            Kind::Sqlite => None,
+            Kind::Postgres => Some("DMIG_TEST_POSTGRES_URL"),
+            Kind::Mysql => Some("DMIG_TEST_MYSQL_URL"),
+        }
+    }
+}
+
+/// Instantiates each listed test function (taking a [`Kind`]) once per
+/// database: `sqlite::name`, `postgres::name`, `mysql::name`.
+#[macro_export]
+macro_rules! on_every_database {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite { $( #[test] fn $test() { super::$test($crate::Kind::Sqlite) } )* }
+        mod postgres { $( #[test] fn $test() { super::$test($crate::Kind::Postgres) } )* }
+        mod mysql { $( #[test] fn $test() { super::$test($crate::Kind::Mysql) } )* }
+    };
+}
+
+/// A fresh, empty database for one test: a file in the test's directory, or
+/// a database created on the server and dropped afterwards.
+pub struct TestDb {
+    pub kind: Kind,
+    url: String,
+    /// The server URL and the database name to drop.
+    server: Option<(String, String)>,
+    file: Option<PathBuf>,
+}
+
+impl TestDb {
+    /// A new database of `kind` for `test`, or `None` (printing that the test
+    /// was skipped) when the server's URL variable is not set.
+    pub fn new(kind: Kind, dir: &TestDir, test: &str) -> Option<TestDb> {
+        let Some(var) = kind.env_var() else {
+            let file = dir.path().join("app.db");
+            return Some(TestDb {
+                kind,
+                url: format!("sqlite://{}", file.display()),
+                server: None,
+                file: Some(file),
+            });
+        };
+        let Ok(server) = std::env::var(var) else {
+            println!("skipped: {var} is not set");
+            return None;
+        };
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let slug: String = test
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .take(30)
+            .collect();
+        let name = format!("dmig_{slug}_{}_{n}", std::process::id());
+        let create = match kind {
+            Kind::Postgres => format!("CREATE DATABASE {name}"),
+            _ => format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"),
+        };
+        Db::open(&server).exec(&create);
+        let (base, _) = server
+            .rsplit_once('/')
+            .expect("a server URL with a database path");
+        Some(TestDb {
+            kind,
+            url: format!("{base}/{name}"),
+            server: Some((server, name)),
+            file: None,
+        })
+    }
+
+    /// The URL to pass to dmig-host.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Direct access to this database.
+    pub fn open(&self) -> Db {
+        Db::open(&self.url)
+    }
+
+    /// Panics unless the database is exactly as `before` (from [`TestDb::dump`]),
+    /// naming the first differing line rather than printing a wall of bytes.
+    #[track_caller]
+    pub fn assert_unchanged(&self, before: &[u8]) {
+        let after = self.dump();
+        if after != before {
+            let (a, b) = (
+                String::from_utf8_lossy(before),
+                String::from_utf8_lossy(&after),
+            );
+            let first = a.lines().zip(b.lines()).position(|(x, y)| x != y);
+            let line = |t: &str| {
+                first
+                    .and_then(|i| t.lines().nth(i))
+                    .unwrap_or("<end>")
+                    .to_owned()
+            };
+            panic!(
+                "database changed: {} bytes before, {} after; first difference at line {first:?}:\n- {}\n+ {}",
+                before.len(),
+                after.len(),
+                line(&a),
+                line(&b)
+            );
+        }
+    }
+
+    /// A complete dump of the database (schema and data), to compare before
+    /// and after: the file's bytes for SQLite, pg_dump or mysqldump output
+    /// for the servers.
+    pub fn dump(&self) -> Vec<u8> {
+        if let Some(file) = &self.file {
+            return std::fs::read(file).expect("reading the database file");
+        }
+        let (program, args): (&str, Vec<String>) = match self.kind {
+            Kind::Postgres => ("pg_dump", vec!["--no-owner".into(), self.url.clone()]),
+            _ => {
+                let rest = self.url.split_once("://").unwrap().1;
+                let (auth, db) = rest.split_once('/').unwrap();
+                let (user, host) = auth.split_once('@').unwrap_or(("root", auth));
+                let (host, port) = host.split_once(':').unwrap_or((host, "3306"));
+                let mut args = vec![
+                    "--skip-dump-date".to_owned(),
+                    "--skip-comments".to_owned(),
+                    format!("--host={host}"),
+                    format!("--port={port}"),
+                ];
+                match user.split_once(':') {
+                    Some((user, password)) => {
+                        args.push(format!("--user={user}"));
+                        args.push(format!("--password={password}"));
+                    }
+                    None => args.push(format!("--user={user}")),
+                }
+                args.push(db.to_owned());
+                ("mysqldump", args)
+            }
+        };
+        let out = Command::new(program)
+            .args(&args)
+            .output()
+            .unwrap_or_else(|e| panic!("running {program}: {e}"));
+        assert!(
+            out.status.success(),
+            "{program} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // pg_dump writes a random key into `\restrict` / `\unrestrict` lines
+        // of every dump; they say nothing about the data.
+        let text = String::from_utf8(out.stdout).expect("dumps are text");
+        text.lines()
+            .filter(|l| !l.starts_with("\\restrict ") && !l.starts_with("\\unrestrict "))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .into_bytes()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((server, name)) = &self.server {
+            let drop = match self.kind {
+                Kind::Postgres => format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                _ => format!("DROP DATABASE IF EXISTS {name}"),
+            };
+            Db::open(server).exec(&drop);
+        }
+    }
+}
+
+/// Direct access to a test database through sqlx's `Any` driver,
+/// independent of dmig.
 pub struct Db {
-    conn: SqliteConnection,
+    conn: sqlx::AnyConnection,
+    kind: Kind,
     runtime: tokio::runtime::Runtime,
 }
 
 impl Db {
-    /// Opens (creating if needed) the SQLite database at `url`.
+    /// Opens the database at `url` (a SQLite file is created if needed).
     pub fn open(url: &str) -> Self {
+        sqlx::any::install_default_drivers();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let options: sqlx::sqlite::SqliteConnectOptions = url.parse().expect("a sqlite URL");
+        let (kind, url) = if let Some(path) = url.strip_prefix("sqlite://") {
+            (Kind::Sqlite, format!("sqlite://{path}?mode=rwc"))
+        } else if url.starts_with("postgres") {
+            (Kind::Postgres, url.to_owned())
+        } else {
+            (Kind::Mysql, url.to_owned())
+        };
         let conn = runtime
-            .block_on(SqliteConnection::connect_with(
-                &options.create_if_missing(true),
-            ))
-            .expect("opening the test database");
-        Db { conn, runtime }
+            .block_on(sqlx::AnyConnection::connect(&url))
+            .unwrap_or_else(|e| panic!("opening the test database {url}: {e}"));
+        Db {
+            conn,
+            kind,
+            runtime,
+        }
     }
 
-    /// Runs SQL statements (may be several, separated by `;`).
+    /// Runs SQL statements separated by `;` (none of which may contain `;`).
     pub fn exec(&mut self, sql: &str) {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        self.runtime
-            .block_on(sqlx::raw_sql(sql).execute(&mut self.conn))
-            .unwrap_or_else(|e| panic!("executing test SQL failed: {e}"));
+        for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            let statement = sqlx::AssertSqlSafe(statement.to_owned());
+            self.runtime
+                .block_on(sqlx::raw_sql(statement).execute(&mut self.conn))
+                .unwrap_or_else(|e| panic!("executing test SQL failed: {e}: {sql}"));
+        }
     }
 
     /// Runs a query and decodes every row as `T` (a tuple, usually).
     pub fn rows<T>(&mut self, sql: &str) -> Vec<T>
     where
-        T: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+        T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
     {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
         self.runtime
@@ -137,44 +337,78 @@ impl Db {
     /// The single value of a one-row, one-column query.
     pub fn scalar<T>(&mut self, sql: &str) -> T
     where
-        (T,): for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+        (T,): for<'r> FromRow<'r, AnyRow> + Send + Unpin,
     {
         let mut rows = self.rows::<(T,)>(sql);
         assert_eq!(rows.len(), 1, "expected one row from {sql}");
         rows.remove(0).0
     }
 
-    /// Every row of every user table (not dmig's) as text, in a stable
-    /// order: a cheap "database unchanged" fingerprint.
+    fn tables(&mut self, dmig: bool) -> Vec<String> {
+        // `!` as the LIKE escape: MySQL reads a backslash in a literal as an
+        // escape of its own.
+        let filter = if dmig {
+            "LIKE 'dmig!_%' ESCAPE '!'"
+        } else {
+            "NOT LIKE 'dmig!_%' ESCAPE '!'"
+        };
+        let sql = match self.kind {
+            Kind::Sqlite => format!(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name {filter} ORDER BY name"
+            ),
+            Kind::Postgres => format!(
+                "SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name {filter} ORDER BY table_name"
+            ),
+            Kind::Mysql => format!(
+                "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name {filter} ORDER BY table_name"
+            ),
+        };
+        self.rows::<(String,)>(&sql)
+            .into_iter()
+            .map(|(t,)| t)
+            .collect()
+    }
+
+    /// Every row of every user table (not dmig's), as text, in a stable
+    /// order: a "database unchanged" fingerprint.
     pub fn user_data(&mut self) -> Vec<String> {
-        let tables: Vec<(String,)> = self.rows(
-            "SELECT name FROM sqlite_master WHERE type = 'table' \
-             AND name NOT LIKE 'dmig_%' AND name NOT LIKE 'sqlite_%' ORDER BY name",
-        );
         let mut dump = Vec::new();
-        for (table,) in tables {
-            let columns: Vec<(String,)> = self.rows(&format!(
-                "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
-            ));
-            let row = columns
-                .iter()
-                .map(|(c,)| format!("quote(\"{c}\")"))
-                .collect::<Vec<_>>()
-                .join(" || '|' || ");
-            let rows: Vec<(String,)> =
-                self.rows(&format!("SELECT {row} FROM \"{table}\" ORDER BY rowid"));
-            dump.extend(rows.into_iter().map(|(r,)| format!("{table} {r}")));
+        for table in self.tables(false) {
+            let sql = sqlx::AssertSqlSafe(format!("SELECT * FROM {table} ORDER BY 1"));
+            let rows = self
+                .runtime
+                .block_on(sqlx::query(sql).fetch_all(&mut self.conn))
+                .unwrap_or_else(|e| panic!("reading {table}: {e}"));
+            for row in rows {
+                let cells: Vec<String> = (0..row.columns().len()).map(|i| cell(&row, i)).collect();
+                dump.push(format!("{table} {}", cells.join("|")));
+            }
         }
         dump
     }
 
     /// Names of the dmig ledger tables present.
     pub fn ledger_tables(&mut self) -> Vec<String> {
-        self.rows::<(String,)>(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'dmig_%' ORDER BY name",
-        )
-        .into_iter()
-        .map(|(n,)| n)
-        .collect()
+        self.tables(true)
     }
+}
+
+/// One cell as text, whatever its type.
+fn cell(row: &AnyRow, i: usize) -> String {
+    if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
+        return format!("{v:?}");
+    }
+    if let Ok(v) = row.try_get::<Option<String>, _>(i) {
+        return format!("{v:?}");
+    }
+    if let Ok(v) = row.try_get::<Option<f64>, _>(i) {
+        return format!("{v:?}");
+    }
+    if let Ok(v) = row.try_get::<Option<Vec<u8>>, _>(i) {
+        return format!("{v:?}");
+    }
+    if let Ok(v) = row.try_get::<Option<bool>, _>(i) {
+        return format!("{v:?}");
+    }
+    panic!("column {i} has a type the test support cannot read")
 }

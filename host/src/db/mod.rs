@@ -4,12 +4,19 @@
 //! goes through [`Connection`], so transactions are owned in one place and the
 //! rest of the host never names a driver. The dialect is picked from the URL
 //! scheme; per-dialect code lives in one submodule each and only where the
-//! databases really differ (connecting, decoding result values).
+//! databases really differ (connecting, binding parameters, decoding result
+//! values). docs/VALUES.md describes the value mapping guests rely on.
 
+mod mysql;
+mod placeholders;
+mod postgres;
 mod sqlite;
 mod value;
 
 use std::fmt;
+
+use futures_util::TryStreamExt;
+use sqlx::{Column, Executor, Row, Statement};
 
 pub use value::{Rows, Value};
 
@@ -110,6 +117,82 @@ impl ResultLimits {
 pub const LIMIT_CODE: &str = "dmig:limit";
 /// The error code of a statement refused by the sandbox's SQL policy.
 pub const REFUSED_CODE: &str = "dmig:refused";
+/// The error code of a result column whose type dmig cannot read (or a value
+/// that does not fit the WIT value it maps to).
+pub const UNSUPPORTED_TYPE_CODE: &str = "dmig:unsupported-type";
+
+/// The error for column `column` of type `type_name`, which dmig cannot read;
+/// `cast` is how to cast it to text in this dialect, for the hint.
+fn unsupported_type(column: &str, type_name: &str, cast: &str) -> DbError {
+    DbError {
+        code: Some(UNSUPPORTED_TYPE_CODE.into()),
+        message: format!(
+            "column {column} has type {type_name}, which dmig cannot read; \
+             cast it in the query, e.g. {cast}"
+        ),
+    }
+}
+
+fn limit_error(message: String) -> DbError {
+    DbError {
+        code: Some(LIMIT_CODE.into()),
+        message,
+    }
+}
+
+/// Runs `query` (whose text is `sql`) and reads its rows, decoding each with
+/// `decode`, failing with [`LIMIT_CODE`] as soon as the result exceeds
+/// `limits`. Rows are streamed, so an oversized result is never held whole.
+async fn fetch_limited<'q, DB>(
+    conn: &mut DB::Connection,
+    sql: &str,
+    query: sqlx::query::Query<'q, DB, DB::Arguments>,
+    limits: ResultLimits,
+    decode: fn(&DB::Row) -> Result<Vec<Value>, DbError>,
+) -> Result<Rows, DbError>
+where
+    DB: sqlx::Database,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
+    let mut stream = query.fetch(&mut *conn);
+    let mut columns = None;
+    let mut rows = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(row) = stream.try_next().await? {
+        if rows.len() == limits.max_rows {
+            return Err(limit_error(format!(
+                "the query returned more than {} rows (the per-call limit); fetch fewer rows per step",
+                limits.max_rows
+            )));
+        }
+        columns.get_or_insert_with(|| row.columns().iter().map(|c| c.name().to_owned()).collect());
+        let values = decode(&row)?;
+        bytes = bytes.saturating_add(values.iter().map(Value::size).sum());
+        if bytes > limits.max_bytes {
+            return Err(limit_error(format!(
+                "the query returned more than {} bytes (the per-call limit); fetch fewer or smaller rows per step",
+                limits.max_bytes
+            )));
+        }
+        rows.push(values);
+    }
+    drop(stream);
+    let columns = match columns {
+        Some(columns) => columns,
+        // No row to read names from: ask the (cached) prepared statement.
+        None => conn
+            .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(
+                sql.to_owned(),
+            )))
+            .await?
+            .columns()
+            .iter()
+            .map(|c| c.name().to_owned())
+            .collect(),
+    };
+    Ok(Rows { columns, rows })
+}
 
 /// Interrupts the statement running on a connection, from another task.
 ///
@@ -139,6 +222,8 @@ pub struct Connection {
 
 enum Inner {
     Sqlite(sqlx::SqliteConnection, Interrupter),
+    Postgres(postgres::PgSession),
+    Mysql(sqlx::MySqlConnection),
 }
 
 impl fmt::Debug for Connection {
@@ -150,12 +235,14 @@ impl fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Connects to `url`. A `sqlite://` file is created if it does not exist.
+    /// Connects to `url` (`sqlite://`, `postgres://`, `postgresql://`,
+    /// `mysql://` or `mariadb://`). A `sqlite://` file is created if it does
+    /// not exist.
     ///
     /// # Errors
     ///
-    /// [`Error::UnsupportedDatabase`] for an unknown scheme or a dialect not
-    /// supported yet, [`Error::Connect`] when the database cannot be reached.
+    /// [`Error::UnsupportedDatabase`] for an unknown scheme,
+    /// [`Error::Connect`] when the database cannot be reached.
     pub async fn connect(url: &str) -> Result<Self> {
         Self::open(url, true).await
     }
@@ -179,14 +266,9 @@ impl Connection {
                         })?;
                 Inner::Sqlite(conn, Interrupter(handle))
             }
-            dialect @ (Dialect::Postgres | Dialect::Mysql) => {
-                return Err(Error::UnsupportedDatabase {
-                    url: redact(url),
-                    reason: format!(
-                        "{dialect} support is not available in this version of dmig-host yet; use a sqlite:// URL"
-                    ),
-                });
-            }
+            // Server databases exist already: `create` only matters for SQLite.
+            Dialect::Postgres => Inner::Postgres(postgres::connect(url).await?),
+            Dialect::Mysql => Inner::Mysql(mysql::connect(url).await?),
         };
         Ok(Connection { inner })
     }
@@ -195,20 +277,35 @@ impl Connection {
     pub fn dialect(&self) -> Dialect {
         match self.inner {
             Inner::Sqlite(..) => Dialect::Sqlite,
+            Inner::Postgres(_) => Dialect::Postgres,
+            Inner::Mysql(_) => Dialect::Mysql,
         }
     }
 
     /// A way to interrupt a statement running on this connection, where the
-    /// database has one.
+    /// database has one. PostgreSQL and MySQL cancel from a second connection
+    /// (`pg_cancel_backend`, `KILL QUERY`), which this does not offer: None.
     pub(crate) fn interrupter(&self) -> Option<Interrupter> {
         match self.inner {
             Inner::Sqlite(_, interrupter) => Some(interrupter),
+            Inner::Postgres(_) | Inner::Mysql(_) => None,
         }
     }
 
-    /// Opens a transaction. dmig never nests them.
+    /// Opens a transaction. dmig never nests them. The same `BEGIN`,
+    /// `COMMIT` and `ROLLBACK` work on all three databases.
+    ///
+    /// On SQLite the transaction is `IMMEDIATE`: it takes the write lock up
+    /// front (waiting for it, within the busy timeout) instead of reading
+    /// first and upgrading later. dmig's transactions always write, and an
+    /// upgrade that meets another connection's pending write fails at once
+    /// with "database is locked" (SQLite's deadlock rule), which would fail a
+    /// step merely because a second host looked at the lock.
     pub async fn begin(&mut self) -> Result<(), DbError> {
-        self.raw("BEGIN").await
+        match self.dialect() {
+            Dialect::Sqlite => self.raw("BEGIN IMMEDIATE").await,
+            Dialect::Postgres | Dialect::Mysql => self.raw("BEGIN").await,
+        }
     }
 
     /// Commits the open transaction.
@@ -222,8 +319,11 @@ impl Connection {
     }
 
     async fn raw(&mut self, sql: &'static str) -> Result<(), DbError> {
+        let sql = sqlx::raw_sql(sql);
         match &mut self.inner {
-            Inner::Sqlite(c, _) => sqlx::raw_sql(sql).execute(c).await.map(drop)?,
+            Inner::Sqlite(c, _) => sql.execute(c).await.map(drop)?,
+            Inner::Postgres(c) => sql.execute(c.connection()).await.map(drop)?,
+            Inner::Mysql(c) => sql.execute(c).await.map(drop)?,
         }
         Ok(())
     }
@@ -243,12 +343,18 @@ impl Connection {
     ) -> Result<Rows, DbError> {
         match &mut self.inner {
             Inner::Sqlite(c, _) => sqlite::query(c, sql, params, limits).await,
+            Inner::Postgres(c) => c.query(sql, params, limits).await,
+            Inner::Mysql(c) => mysql::query(c, sql, params, limits).await,
         }
     }
 
     /// Runs a statement with `?` placeholders; returns the rows affected.
     pub async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
-        Ok(self.execute_returning_id(sql, params).await?.0)
+        match &mut self.inner {
+            Inner::Sqlite(c, _) => Ok(sqlite::execute(c, sql, params).await?.0),
+            Inner::Postgres(c) => c.execute(sql, params).await,
+            Inner::Mysql(c) => Ok(mysql::execute(c, sql, params).await?.0),
+        }
     }
 
     /// Runs one statement per parameter set, prepared once (sqlx caches the
@@ -273,8 +379,13 @@ impl Connection {
                 "SELECT name FROM sqlite_master WHERE type = 'table' \
                  AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE 'dmig\\_%' ESCAPE '\\' ORDER BY name"
             }
-            Dialect::Postgres | Dialect::Mysql => {
+            Dialect::Postgres => {
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() \
+                 AND table_type = 'BASE TABLE' AND table_name NOT LIKE 'dmig\\_%' ORDER BY table_name"
+            }
+            // MySQL has no schemas within a database: its "schema" is the database.
+            Dialect::Mysql => {
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() \
                  AND table_type = 'BASE TABLE' AND table_name NOT LIKE 'dmig\\_%' ORDER BY table_name"
             }
         };
@@ -300,6 +411,11 @@ impl Connection {
     }
 
     /// Runs an `INSERT` and returns (rows affected, id of the inserted row).
+    ///
+    /// PostgreSQL has no "last insert id": there the statement runs with
+    /// `RETURNING id` appended, so the table must have an `id` column and the
+    /// statement must not have a `RETURNING` clause of its own. (The ledger's
+    /// insert into `dmig_runs` is the one caller.)
     pub async fn execute_returning_id(
         &mut self,
         sql: &str,
@@ -307,6 +423,8 @@ impl Connection {
     ) -> Result<(u64, i64), DbError> {
         match &mut self.inner {
             Inner::Sqlite(c, _) => sqlite::execute(c, sql, params).await,
+            Inner::Postgres(c) => c.execute_returning_id(sql, params).await,
+            Inner::Mysql(c) => mysql::execute(c, sql, params).await,
         }
     }
 }
@@ -332,6 +450,51 @@ pub fn redact(url: &str) -> String {
             None => url.to_owned(),
         },
         None => url.to_owned(),
+    }
+}
+
+/// Helpers for the tests that run against real servers.
+#[cfg(test)]
+mod testing {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::Connection;
+
+    pub(super) const POSTGRES: &str = "DMIG_TEST_POSTGRES_URL";
+    pub(super) const MYSQL: &str = "DMIG_TEST_MYSQL_URL";
+
+    /// The server URL in `var`, or None (saying the test is skipped).
+    pub(super) fn url(var: &str) -> Option<String> {
+        match std::env::var(var) {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ => {
+                println!("skipped: {var} is not set");
+                None
+            }
+        }
+    }
+
+    /// A new connection to the server in `var`, if it is set.
+    pub(super) async fn connect(var: &str) -> Option<Connection> {
+        let url = url(var)?;
+        Some(
+            Connection::connect(&url)
+                .await
+                .unwrap_or_else(|e| panic!("connect to {var}: {e}")),
+        )
+    }
+
+    /// A table name no other test (in this or another test process) uses.
+    pub(super) fn table(prefix: &str) -> String {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        format!(
+            "t_{prefix}_{}_{}_{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        )
     }
 }
 
@@ -365,5 +528,309 @@ mod tests {
             Dialect::from_url("oracle://h/d"),
             Err(Error::UnsupportedDatabase { .. })
         ));
+    }
+
+    use testing::{MYSQL, POSTGRES};
+
+    /// Runs `test` on a connection to each server whose URL is set.
+    async fn on_servers<F>(test: F)
+    where
+        F: AsyncFn(&mut Connection, Dialect),
+    {
+        for var in [POSTGRES, MYSQL] {
+            if let Some(mut conn) = testing::connect(var).await {
+                let dialect = conn.dialect();
+                test(&mut conn, dialect).await;
+            }
+        }
+    }
+
+    /// An auto-numbered `id` column, per dialect.
+    fn id_column(dialect: Dialect) -> &'static str {
+        match dialect {
+            Dialect::Postgres => "id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+            Dialect::Mysql => "id BIGINT AUTO_INCREMENT PRIMARY KEY",
+            Dialect::Sqlite => "id INTEGER PRIMARY KEY AUTOINCREMENT",
+        }
+    }
+
+    async fn create(conn: &mut Connection, prefix: &str, columns: &str) -> String {
+        let table = testing::table(prefix);
+        conn.execute(&format!("CREATE TABLE {table} ({columns})"), &[])
+            .await
+            .unwrap();
+        table
+    }
+
+    async fn drop_table(conn: &mut Connection, table: &str) {
+        conn.execute(&format!("DROP TABLE {table}"), &[])
+            .await
+            .unwrap();
+    }
+
+    async fn count(conn: &mut Connection, table: &str) -> i64 {
+        let rows = conn
+            .query(&format!("SELECT count(*) AS n FROM {table}"), &[])
+            .await
+            .unwrap();
+        rows.rows[0][0].as_i64().unwrap()
+    }
+
+    #[tokio::test]
+    async fn connects_and_names_its_dialect() {
+        if let Some(conn) = testing::connect(POSTGRES).await {
+            assert_eq!(conn.dialect(), Dialect::Postgres);
+            assert!(conn.interrupter().is_none());
+        }
+        if let Some(url) = testing::url(MYSQL) {
+            let conn = Connection::connect(&url).await.unwrap();
+            assert_eq!(conn.dialect(), Dialect::Mysql);
+            assert!(conn.interrupter().is_none());
+            let mariadb = url.replacen("mysql://", "mariadb://", 1);
+            let conn = Connection::connect_existing(&mariadb).await.unwrap();
+            assert_eq!(conn.dialect(), Dialect::Mysql);
+        }
+    }
+
+    #[tokio::test]
+    async fn connection_failures_name_the_redacted_url() {
+        for url in [
+            "postgres://me:secret@127.0.0.1:1/app",
+            "mysql://me:secret@127.0.0.1:1/app",
+        ] {
+            match Connection::connect(url).await {
+                Err(Error::Connect { url, .. }) => {
+                    assert!(url.contains("me:***@") && !url.contains("secret"), "{url}");
+                }
+                other => panic!("expected a connect error, got {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn rollback_leaves_nothing_and_commit_keeps() {
+        on_servers(async |conn, _| {
+            let table = create(conn, "tx", "n INT").await;
+            let insert = format!("INSERT INTO {table} (n) VALUES (?)");
+            conn.begin().await.unwrap();
+            conn.execute(&insert, &[Value::Int(1)]).await.unwrap();
+            conn.rollback().await.unwrap();
+            assert_eq!(count(conn, &table).await, 0);
+            conn.begin().await.unwrap();
+            conn.execute(&insert, &[Value::Int(2)]).await.unwrap();
+            conn.commit().await.unwrap();
+            assert_eq!(count(conn, &table).await, 1);
+            drop_table(conn, &table).await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn execute_many_counts_rows() {
+        on_servers(async |conn, _| {
+            let table = create(conn, "many", "n INT, t VARCHAR(20)").await;
+            let sets = (1..=4)
+                .map(|n| vec![Value::Int(n), Value::Text(format!("row {n}"))])
+                .collect::<Vec<_>>();
+            let inserted = conn
+                .execute_many(&format!("INSERT INTO {table} (n, t) VALUES (?, ?)"), &sets)
+                .await
+                .unwrap();
+            assert_eq!(inserted, 4);
+            let updated = conn
+                .execute_many(
+                    &format!("UPDATE {table} SET t = ? WHERE n <= ?"),
+                    &[
+                        vec!["x".into(), Value::Int(2)],
+                        vec!["y".into(), Value::Int(1)],
+                    ],
+                )
+                .await
+                .unwrap();
+            assert_eq!(updated, 3);
+            drop_table(conn, &table).await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn null_parameters_into_int_and_text_columns() {
+        on_servers(async |conn, _| {
+            let table = create(conn, "nulls", "n INT, t TEXT").await;
+            conn.execute(
+                &format!("INSERT INTO {table} (n, t) VALUES (?, ?)"),
+                &[Value::Null, Value::Null],
+            )
+            .await
+            .unwrap();
+            // The same statement with values, then NULL again: each kind of
+            // parameter gets the prepared statement that fits it.
+            for params in [
+                vec![Value::Int(7), "seven".into()],
+                vec![Value::Null, "no number".into()],
+                vec![Value::Int(8), Value::Null],
+            ] {
+                conn.execute(
+                    &format!("INSERT INTO {table} (n, t) VALUES (?, ?)"),
+                    &params,
+                )
+                .await
+                .unwrap();
+            }
+            let rows = conn
+                .query(
+                    &format!("SELECT n, t FROM {table} WHERE n IS NULL AND t IS NULL"),
+                    &[],
+                )
+                .await
+                .unwrap();
+            assert_eq!(rows.rows, vec![vec![Value::Null, Value::Null]]);
+            let rows = conn
+                .query(
+                    &format!("SELECT count(*) FROM {table} WHERE n IS NULL OR t IS NULL"),
+                    &[],
+                )
+                .await
+                .unwrap();
+            assert_eq!(rows.rows[0][0], Value::Int(3));
+            drop_table(conn, &table).await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn placeholders_in_string_literals_are_text() {
+        on_servers(async |conn, _| {
+            let rows = conn
+                .query(
+                    "SELECT '?' AS q, 'it''s ?' AS r, ? AS p, ? AS s",
+                    &[Value::Int(5), "five".into()],
+                )
+                .await
+                .unwrap();
+            assert_eq!(rows.columns, ["q", "r", "p", "s"]);
+            assert_eq!(
+                rows.rows,
+                vec![vec![
+                    "?".into(),
+                    "it's ?".into(),
+                    Value::Int(5),
+                    "five".into()
+                ]]
+            );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn results_are_capped() {
+        on_servers(async |conn, _| {
+            let table = create(conn, "caps", "n INT, t VARCHAR(100)").await;
+            let sets = (0..5)
+                .map(|n| vec![Value::Int(n), "0123456789".into()])
+                .collect::<Vec<_>>();
+            conn.execute_many(&format!("INSERT INTO {table} (n, t) VALUES (?, ?)"), &sets)
+                .await
+                .unwrap();
+            let select = format!("SELECT n, t FROM {table} ORDER BY n");
+            let fits = ResultLimits {
+                max_rows: 5,
+                max_bytes: 90,
+            };
+            assert_eq!(
+                conn.query_limited(&select, &[], fits)
+                    .await
+                    .unwrap()
+                    .rows
+                    .len(),
+                5
+            );
+            let few_rows = ResultLimits {
+                max_rows: 4,
+                ..fits
+            };
+            let error = conn
+                .query_limited(&select, &[], few_rows)
+                .await
+                .unwrap_err();
+            assert_eq!(error.code.as_deref(), Some(LIMIT_CODE));
+            assert!(error.message.contains("more than 4 rows"), "{error}");
+            let few_bytes = ResultLimits {
+                max_bytes: 89,
+                ..fits
+            };
+            let error = conn
+                .query_limited(&select, &[], few_bytes)
+                .await
+                .unwrap_err();
+            assert_eq!(error.code.as_deref(), Some(LIMIT_CODE));
+            assert!(error.message.contains("more than 89 bytes"), "{error}");
+            // The connection is still usable after an abandoned result.
+            assert_eq!(count(conn, &table).await, 5);
+            drop_table(conn, &table).await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn empty_results_still_name_their_columns() {
+        on_servers(async |conn, _| {
+            let table = create(conn, "empty", "a INT, b TEXT").await;
+            let rows = conn
+                .query(
+                    &format!("SELECT a, b AS bee FROM {table} WHERE a = ?"),
+                    &[Value::Int(1)],
+                )
+                .await
+                .unwrap();
+            assert_eq!(rows.columns, ["a", "bee"]);
+            assert!(rows.rows.is_empty());
+            drop_table(conn, &table).await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn execute_returning_id_gives_the_new_id() {
+        on_servers(async |conn, dialect| {
+            let table = create(conn, "ids", &format!("{}, t TEXT", id_column(dialect))).await;
+            let insert = format!("INSERT INTO {table} (t) VALUES (?)");
+            assert_eq!(
+                conn.execute_returning_id(&insert, &["a".into()])
+                    .await
+                    .unwrap(),
+                (1, 1)
+            );
+            let with_semicolon = format!("{insert};");
+            assert_eq!(
+                conn.execute_returning_id(&with_semicolon, &["b".into()])
+                    .await
+                    .unwrap(),
+                (1, 2)
+            );
+            // Plain execute does not touch the statement.
+            assert_eq!(conn.execute(&insert, &["c".into()]).await.unwrap(), 1);
+            assert_eq!(count(conn, &table).await, 3);
+            drop_table(conn, &table).await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn table_row_counts_lists_user_tables() {
+        on_servers(async |conn, _| {
+            let table = create(conn, "counted", "n INT").await;
+            conn.execute_many(
+                &format!("INSERT INTO {table} (n) VALUES (?)"),
+                &[vec![Value::Int(1)], vec![Value::Int(2)]],
+            )
+            .await
+            .unwrap();
+            let counts = conn.table_row_counts().await.unwrap();
+            assert!(counts.contains(&(table.clone(), 2)), "{counts:?}");
+            assert!(counts.iter().all(|(name, _)| !name.starts_with("dmig_")));
+            drop_table(conn, &table).await;
+        })
+        .await;
     }
 }

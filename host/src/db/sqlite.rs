@@ -4,13 +4,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteRow};
-use sqlx::{
-    Column, ConnectOptions, Executor, Row, Sqlite, SqliteConnection, Statement, TypeInfo, ValueRef,
-};
+use sqlx::{ConnectOptions, Row, Sqlite, SqliteConnection, TypeInfo, ValueRef};
 
-use futures_util::TryStreamExt;
-
-use super::{DbError, LIMIT_CODE, ResultLimits, Rows, Value, redact};
+use super::{DbError, ResultLimits, Rows, Value, fetch_limited, redact};
 use crate::error::{Error, Result};
 
 /// How long a statement waits for another connection's lock before failing.
@@ -63,41 +59,7 @@ pub(super) async fn query(
     limits: ResultLimits,
 ) -> Result<Rows, DbError> {
     let query = bind(sqlx::query(sqlx::AssertSqlSafe(sql)), params);
-    let mut stream = query.fetch(&mut *conn);
-    let mut columns = None;
-    let mut rows = Vec::new();
-    let mut bytes = 0usize;
-    while let Some(row) = stream.try_next().await? {
-        if rows.len() == limits.max_rows {
-            return Err(limit_error(format!(
-                "the query returned more than {} rows (the per-call limit); fetch fewer rows per step",
-                limits.max_rows
-            )));
-        }
-        columns.get_or_insert_with(|| row.columns().iter().map(|c| c.name().to_owned()).collect());
-        let values = decode_row(&row)?;
-        bytes = bytes.saturating_add(values.iter().map(Value::size).sum());
-        if bytes > limits.max_bytes {
-            return Err(limit_error(format!(
-                "the query returned more than {} bytes (the per-call limit); fetch fewer or smaller rows per step",
-                limits.max_bytes
-            )));
-        }
-        rows.push(values);
-    }
-    drop(stream);
-    let columns = match columns {
-        Some(columns) => columns,
-        // No row to read names from: ask the (cached) prepared statement.
-        None => conn
-            .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql)))
-            .await?
-            .columns()
-            .iter()
-            .map(|c| c.name().to_owned())
-            .collect(),
-    };
-    Ok(Rows { columns, rows })
+    fetch_limited(conn, sql, query, limits, decode_row).await
 }
 
 pub(super) async fn execute(
@@ -128,11 +90,4 @@ fn decode_row(row: &SqliteRow) -> Result<Vec<Value>, DbError> {
             Ok(value)
         })
         .collect()
-}
-
-fn limit_error(message: String) -> DbError {
-    DbError {
-        code: Some(LIMIT_CODE.into()),
-        message,
-    }
 }

@@ -1,17 +1,30 @@
 //! One run per migration at a time, across hosts.
 //!
-//! On SQLite the lock is a lease: a row in `dmig_locks` naming the holder
-//! (host, pid, run) with an expiry the holder renews after every step. A
-//! holder that died releases the lock when its lease expires, or at once when
-//! the next host runs on the same machine and sees the holder's process gone.
+//! On PostgreSQL and MySQL the lock is the server's own advisory lock
+//! (`pg_try_advisory_lock`, `GET_LOCK`), held on a dedicated connection: when
+//! a holder dies, its connection closes and the server releases the lock. A
+//! row in `dmig_locks` describes the holder (host, pid, run, since) so a
+//! waiting host can say who it waits for.
+//!
+//! SQLite has no such lock, so there the row itself is the lock: a lease
+//! with an expiry the holder renews after every step. A holder that died
+//! releases it when the lease expires, or at once when the next host runs on
+//! the same machine and sees the holder's process gone.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use super::{Cols, ledger_error, now};
-use crate::db::Connection;
+use crate::db::{Connection, Dialect, Value};
 use crate::error::{Error, Result};
+
+/// The outcome of one attempt at a lease.
+enum Lease {
+    Taken,
+    TakenOver(Holder),
+    Held(Holder),
+}
 
 /// Who holds (or wants) a migration's lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +42,35 @@ pub struct Lock {
     migration: String,
     token: String,
     ttl: Duration,
+    /// The dedicated connection holding the server's advisory lock (not on
+    /// SQLite), and the key it was taken with.
+    advisory: Option<(Connection, String)>,
+}
+
+/// How to take and release the server's advisory lock, per database.
+fn advisory_sql(dialect: Dialect) -> Option<(&'static str, &'static str)> {
+    match dialect {
+        Dialect::Sqlite => None,
+        Dialect::Postgres => Some((
+            "SELECT pg_try_advisory_lock(hashtextextended(?, 0)) AS taken",
+            "SELECT pg_advisory_unlock(hashtextextended(?, 0)) AS released",
+        )),
+        Dialect::Mysql => Some((
+            "SELECT GET_LOCK(?, 0) AS taken",
+            "SELECT RELEASE_LOCK(?) AS released",
+        )),
+    }
+}
+
+/// The advisory lock's key: MySQL lock names are at most 64 characters.
+fn advisory_key(migration: &str) -> String {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(migration.as_bytes()));
+    format!("dmig:{}", &digest[..40])
+}
+
+fn truthy(value: Option<&Value>) -> bool {
+    matches!(value, Some(Value::Boolean(true) | Value::Int(1)))
 }
 
 fn this_host() -> String {
@@ -63,6 +105,7 @@ impl Lock {
     /// [`Error::Locked`] naming the holder when `timeout` passes.
     pub async fn acquire(
         conn: &mut Connection,
+        url: &str,
         migration: &str,
         ttl: Duration,
         timeout: Duration,
@@ -71,80 +114,203 @@ impl Lock {
         let pid = std::process::id();
         let token = format!("{host}:{pid}:{}", now());
         let give_up = tokio::time::Instant::now() + timeout;
-        loop {
-            let inserted = conn
-                .execute(
-                    "INSERT INTO dmig_locks (migration, holder, host, pid, acquired_at, expires_at) \
-                     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (migration) DO NOTHING",
-                    &[
-                        migration.into(),
-                        token.as_str().into(),
-                        host.as_str().into(),
-                        i64::from(pid).into(),
-                        now().into(),
-                        expiry(ttl).into(),
-                    ],
-                )
-                .await
-                .map_err(|e| ledger_error("take the lock", e))?;
-            let lock = Lock {
-                migration: migration.to_owned(),
-                token: token.clone(),
+        if let Some((take, _)) = advisory_sql(conn.dialect()) {
+            return Self::acquire_advisory(
+                conn,
+                url,
+                migration,
                 ttl,
+                (give_up, timeout),
+                take,
+                token,
+            )
+            .await;
+        }
+        let mut last_holder = None;
+        loop {
+            // A live holder is seen with a plain read, which works while its
+            // step holds the write lock; only a free or stale lease is written,
+            // in one write transaction so two hosts cannot both take it.
+            let attempt = match Self::holder(conn, migration).await? {
+                Some((_, holder)) if !is_stale(&holder) => Ok(Lease::Held(holder)),
+                _ => Self::lease_transaction(conn, migration, &token, ttl).await,
             };
-            if inserted == 1 {
-                return Ok(lock);
-            }
-            if let Some((old_token, holder)) = Self::holder(conn, migration).await? {
-                if is_stale(&holder) {
-                    // Compare-and-swap on the old token: of several hosts
-                    // seeing the same stale lock, one wins.
-                    let taken = conn
-                        .execute(
-                            "UPDATE dmig_locks SET holder = ?, run_id = NULL, host = ?, pid = ?, \
-                             acquired_at = ?, expires_at = ? WHERE migration = ? AND holder = ?",
-                            &[
-                                token.as_str().into(),
-                                host.as_str().into(),
-                                i64::from(pid).into(),
-                                now().into(),
-                                expiry(ttl).into(),
-                                migration.into(),
-                                old_token.into(),
-                            ],
-                        )
-                        .await
-                        .map_err(|e| ledger_error("take over the lock", e))?;
-                    if taken == 1 {
-                        tracing::warn!(
-                            host = %holder.host, pid = holder.pid, run = holder.run_id,
-                            "took over the lock of a host that is gone"
-                        );
-                        let why = format!(
-                            "the host running it (pid {} on {}) stopped without recording an outcome; \
-                             the next run took over its lock",
-                            holder.pid, holder.host
-                        );
-                        super::abandon_running(conn, migration, &why).await?;
-                        return Ok(lock);
-                    }
-                    continue;
-                }
-                if tokio::time::Instant::now() >= give_up {
-                    return Err(Error::Locked {
-                        name: migration.to_owned(),
-                        run_id: holder.run_id,
-                        host: holder.host,
-                        pid: holder.pid,
-                        since: holder.since,
-                        waited: timeout,
+            match attempt {
+                Ok(Lease::Taken) => {
+                    return Ok(Lock {
+                        migration: migration.to_owned(),
+                        token,
+                        ttl,
+                        advisory: None,
                     });
                 }
+                Ok(Lease::TakenOver(holder)) => {
+                    tracing::warn!(
+                        host = %holder.host, pid = holder.pid, run = holder.run_id,
+                        "took over the lock of a host that is gone"
+                    );
+                    let why = format!(
+                        "the host running it (pid {} on {}) stopped without recording an outcome; \
+                         the next run took over its lock",
+                        holder.pid, holder.host
+                    );
+                    super::abandon_running(conn, migration, &why).await?;
+                    return Ok(Lock {
+                        migration: migration.to_owned(),
+                        token,
+                        ttl,
+                        advisory: None,
+                    });
+                }
+                Ok(Lease::Held(holder)) => last_holder = Some(holder),
+                // Another host is writing the lease right now: look again.
+                Err(e) if is_busy(&e) => {}
+                Err(e) => return Err(e),
             }
-            // A live holder: check again shortly (bounded by the timeout).
-            let wait = Duration::from_millis(200).min(give_up - tokio::time::Instant::now());
-            tokio::time::sleep(wait).await;
+            if tokio::time::Instant::now() >= give_up {
+                return Err(locked(migration, last_holder, timeout));
+            }
+            wait_a_little(give_up).await;
         }
+    }
+
+    /// Takes a free or stale lease in one write transaction.
+    async fn lease_transaction(
+        conn: &mut Connection,
+        migration: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<Lease> {
+        conn.begin()
+            .await
+            .map_err(|e| ledger_error("take the lock", e))?;
+        match Self::try_lease(conn, migration, token, ttl).await {
+            Ok(outcome) => {
+                conn.commit()
+                    .await
+                    .map_err(|e| ledger_error("take the lock", e))?;
+                Ok(outcome)
+            }
+            Err(e) => {
+                let _ = conn.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// One attempt at the lease, inside the caller's transaction.
+    async fn try_lease(
+        conn: &mut Connection,
+        migration: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<Lease> {
+        let host = this_host();
+        let pid = i64::from(std::process::id());
+        if let Some((old_token, holder)) = Self::holder(conn, migration).await? {
+            if !is_stale(&holder) {
+                return Ok(Lease::Held(holder));
+            }
+            conn.execute(
+                "UPDATE dmig_locks SET holder = ?, run_id = NULL, host = ?, pid = ?, \
+                 acquired_at = ?, expires_at = ? WHERE migration = ? AND holder = ?",
+                &[
+                    token.into(),
+                    host.as_str().into(),
+                    pid.into(),
+                    now().into(),
+                    expiry(ttl).into(),
+                    migration.into(),
+                    old_token.into(),
+                ],
+            )
+            .await
+            .map_err(|e| ledger_error("take over the lock", e))?;
+            return Ok(Lease::TakenOver(holder));
+        }
+        conn.execute(
+            "INSERT INTO dmig_locks (migration, holder, host, pid, acquired_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+            &[
+                migration.into(),
+                token.into(),
+                host.as_str().into(),
+                pid.into(),
+                now().into(),
+                expiry(ttl).into(),
+            ],
+        )
+        .await
+        .map_err(|e| ledger_error("take the lock", e))?;
+        Ok(Lease::Taken)
+    }
+
+    /// Takes the server's advisory lock on a dedicated connection, then
+    /// records this process as the holder.
+    async fn acquire_advisory(
+        conn: &mut Connection,
+        url: &str,
+        migration: &str,
+        ttl: Duration,
+        (give_up, timeout): (tokio::time::Instant, Duration),
+        take: &str,
+        token: String,
+    ) -> Result<Lock> {
+        let key = advisory_key(migration);
+        let mut lock_conn = Connection::connect(url).await?;
+        loop {
+            let taken = lock_conn
+                .query(take, &[key.as_str().into()])
+                .await
+                .map_err(|e| ledger_error("take the advisory lock", e))?;
+            if truthy(taken.rows.first().and_then(|r| r.first())) {
+                break;
+            }
+            if tokio::time::Instant::now() >= give_up {
+                let holder = Self::holder(conn, migration).await?.map(|(_, h)| h);
+                return Err(locked(migration, holder, timeout));
+            }
+            wait_a_little(give_up).await;
+        }
+        // Holding the server's lock, any earlier holder is gone: its row is
+        // stale and its runs still `running` died with it.
+        if let Some((_, holder)) = Self::holder(conn, migration).await? {
+            let why = format!(
+                "the host running it (pid {} on {}) stopped without recording an outcome; \
+                 the next run took over its lock",
+                holder.pid, holder.host
+            );
+            super::abandon_running(conn, migration, &why).await?;
+        }
+        let record = async {
+            conn.execute(
+                "DELETE FROM dmig_locks WHERE migration = ?",
+                &[migration.into()],
+            )
+            .await?;
+            conn.execute(
+                "INSERT INTO dmig_locks (migration, holder, host, pid, acquired_at, expires_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+                &[
+                    migration.into(),
+                    token.as_str().into(),
+                    this_host().into(),
+                    i64::from(std::process::id()).into(),
+                    now().into(),
+                    expiry(ttl).into(),
+                ],
+            )
+            .await
+        };
+        record
+            .await
+            .map_err(|e| ledger_error("record the lock holder", e))?;
+        Ok(Lock {
+            migration: migration.to_owned(),
+            token,
+            ttl,
+            advisory: Some((lock_conn, key)),
+        })
     }
 
     async fn holder(conn: &mut Connection, migration: &str) -> Result<Option<(String, Holder)>> {
@@ -188,6 +354,15 @@ impl Lock {
 
     /// Gives the lock up.
     pub async fn release(self, conn: &mut Connection) -> Result<()> {
+        if let Some((mut lock_conn, key)) = self.advisory
+            && let Some((_, release)) = advisory_sql(lock_conn.dialect())
+        {
+            // Closing the connection would release it too; say so explicitly.
+            lock_conn
+                .query(release, &[key.as_str().into()])
+                .await
+                .map_err(|e| ledger_error("release the advisory lock", e))?;
+        }
         conn.execute(
             "DELETE FROM dmig_locks WHERE migration = ? AND holder = ?",
             &[self.migration.as_str().into(), self.token.as_str().into()],
@@ -196,4 +371,36 @@ impl Lock {
         .map(drop)
         .map_err(|e| ledger_error("release the lock", e))
     }
+}
+
+/// Waits before asking for the lock again, never past `give_up`.
+async fn wait_a_little(give_up: tokio::time::Instant) {
+    let wait = Duration::from_millis(200)
+        .min(give_up.saturating_duration_since(tokio::time::Instant::now()));
+    tokio::time::sleep(wait).await;
+}
+
+fn locked(migration: &str, holder: Option<Holder>, waited: Duration) -> Error {
+    let holder = holder.unwrap_or(Holder {
+        host: "an unknown host".into(),
+        pid: 0,
+        run_id: None,
+        since: "just now".into(),
+        expires_at: String::new(),
+    });
+    Error::Locked {
+        name: migration.to_owned(),
+        run_id: holder.run_id,
+        host: holder.host,
+        pid: holder.pid,
+        since: holder.since,
+        waited,
+    }
+}
+
+/// Whether a ledger error is SQLite's "database is locked" (SQLITE_BUSY, in
+/// its primary or an extended form).
+fn is_busy(error: &Error) -> bool {
+    matches!(error, Error::Ledger { source, .. }
+        if source.code.as_deref().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| c & 0xff == 5))
 }

@@ -5,8 +5,9 @@
 //! * `dmig_migrations`: one row per migration name: the artifact's sha256,
 //!   its state, when it was first applied and when a run last finished.
 //! * `dmig_runs`: one row per attempt: direction, status, start and finish
-//!   times, steps, rows processed, the last committed cursor, the error, and
-//!   the host version.
+//!   times, steps, rows processed, the last committed cursor (`last_cursor`),
+//!   the error, and the host version.
+//! * `dmig_locks`: who is running which migration (see [`lock`]).
 //!
 //! The ledger is written through the same driver-neutral [`Connection`] as the
 //! guest's statements, so its logic exists once; only the DDL differs per
@@ -146,7 +147,7 @@ pub(crate) fn now() -> String {
 /// Creates the ledger tables if they are missing.
 pub async fn ensure_schema(conn: &mut Connection) -> Result<()> {
     for ddl in schema::ddl(conn.dialect()) {
-        conn.execute(ddl, &[])
+        conn.execute(&ddl, &[])
             .await
             .map_err(|e| ledger_error("create tables", e))?;
     }
@@ -258,7 +259,7 @@ pub async fn start_run(conn: &mut Connection, run: &NewRun<'_>) -> Result<i64> {
         let (_, id) = conn
             .execute_returning_id(
                 "INSERT INTO dmig_runs (migration, direction, status, started_at, steps, \
-                 rows_processed, cursor, host_version, sha256) VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?)",
+                 rows_processed, last_cursor, host_version, sha256) VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?)",
                 &[
                     run.migration.into(),
                     run.direction.as_str().into(),
@@ -294,7 +295,7 @@ pub async fn checkpoint(
     processed: u64,
 ) -> Result<(), crate::db::DbError> {
     conn.execute(
-        "UPDATE dmig_runs SET steps = steps + 1, rows_processed = rows_processed + ?, cursor = ? \
+        "UPDATE dmig_runs SET steps = steps + 1, rows_processed = rows_processed + ?, last_cursor = ? \
          WHERE id = ?",
         &[processed.into(), cursor.into(), run_id.into()],
     )
@@ -428,7 +429,7 @@ async fn end_run(
 }
 
 const RUN_SELECT: &str = "SELECT id, migration, direction, status, started_at, finished_at, steps, \
-     rows_processed, cursor, error, host_version, sha256 FROM dmig_runs";
+     rows_processed, last_cursor, error, host_version, sha256 FROM dmig_runs";
 
 pub(crate) fn ledger_error(action: &'static str, source: crate::db::DbError) -> Error {
     Error::Ledger { action, source }
@@ -501,7 +502,7 @@ fn run_from_row(rows: &Rows, row: &[Value]) -> Result<RunRecord> {
         finished_at: c.opt_text("finished_at")?,
         steps: c.int("steps")?,
         rows_processed: c.int("rows_processed")?,
-        cursor: c.opt_text("cursor")?,
+        cursor: c.opt_text("last_cursor")?,
         error: c.opt_text("error")?,
         host_version: c.text("host_version")?,
         sha256: c.text("sha256")?,

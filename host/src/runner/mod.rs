@@ -226,6 +226,7 @@ impl Runner {
         ledger::ensure_schema(instance.connection()).await?;
         let lock = ledger::lock::Lock::acquire(
             instance.connection(),
+            url,
             &run.meta.name,
             run.lease_ttl(),
             options.lock_timeout,

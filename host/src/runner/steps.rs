@@ -168,8 +168,8 @@ impl Run<'_> {
         Ok(outcome)
     }
 
-    /// A dry run: every step inside one transaction (ledger tables included),
-    /// rolled back at the end whatever happens.
+    /// A dry run: every step inside one transaction, rolled back at the end
+    /// whatever happens. It writes nothing to the ledger.
     pub async fn dry(
         &self,
         instance: &mut Inst,
@@ -199,12 +199,24 @@ impl Run<'_> {
         started: Instant,
     ) -> Result<Outcome> {
         let conn = instance.connection();
-        ledger::ensure_schema(conn).await?;
         let before = conn
             .table_row_counts()
             .await
             .map_err(|e| ledger::ledger_error("count rows", e))?;
-        let start = plan(conn, &self.meta, &self.sha256, self.direction, self.options).await?;
+        // A dry run creates nothing, not even the ledger (on MySQL, DDL would
+        // also commit the dry run's transaction): without one, nothing ran.
+        let start = if ledger::exists(conn).await? {
+            plan(conn, &self.meta, &self.sha256, self.direction, self.options).await?
+        } else if self.direction == Direction::Down {
+            return Err(Error::NotApplied {
+                name: self.meta.name.clone(),
+            });
+        } else {
+            Start::From {
+                cursor: None,
+                resumed: false,
+            }
+        };
         let Start::From { cursor, resumed } = start else {
             return Ok(self.outcome(
                 OutcomeKind::AlreadyApplied,
