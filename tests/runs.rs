@@ -376,25 +376,43 @@ fn sigint_and_sigterm_stop_after_the_current_step_and_resume() {
 fn a_second_signal_rolls_the_current_step_back_at_once() {
     let dir = TestDir::new("double-signal");
     let (test_db, mut db) = sqlite_counters(&dir, 5_000);
-    let url = test_db.url().to_owned();
     // Each step sleeps 30 s after writing: only a rollback ends it quickly.
-    let (mut child, mut events) = spawn(
-        &dir,
-        &[
+    let mut child = Command::new(DMIG)
+        .args([
             "run",
             guests::COUNTER,
             "-D",
-            &url,
+            test_db.url(),
+            "--output",
+            "json",
+        ])
+        .args([
             "--arg",
             "batch_size=100",
             "--arg",
             "sleep_ms=30000",
             "--max-steps",
             "1",
-        ],
-    );
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut events = BufReader::new(child.stdout.take().unwrap());
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
     next_event(&mut events, "started").unwrap();
+    // Signals of one kind can merge while pending: send the second only once
+    // the host has acted on the first.
     signal(&child, "INT");
+    let mut line = String::new();
+    while !line.contains("stopping after the current step") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the host ended early"
+        );
+    }
     signal(&child, "INT");
     let interrupted = next_event(&mut events, "interrupted").expect("an interrupted event");
     assert_eq!(child.wait().unwrap().code(), Some(7));

@@ -327,7 +327,7 @@ async fn migrate_inner(args: &RunArgs, direction: Direction) -> Result<(), Error
         lock_timeout: args.lock_timeout,
     };
     let stop = StopHandle::new();
-    let signals = tokio::spawn(forward_signals(stop.clone()));
+    let signals = tokio::spawn(forward_signals(Signals::register()?, stop.clone()));
     let outcome = match args.output {
         Output::Json => {
             let mut observer =
@@ -359,36 +359,56 @@ async fn migrate_inner(args: &RunArgs, direction: Direction) -> Result<(), Error
     outcome.map(drop)
 }
 
-/// SIGINT or SIGTERM once: finish the current step, then stop as
-/// interrupted. Twice: roll the current step back at once.
-async fn forward_signals(stop: StopHandle) {
+/// SIGINT and SIGTERM, registered before the run starts so that no signal
+/// can arrive while nothing listens (and kill the process mid-step).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
-        loop {
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> Result<Self, Error> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let failed =
+                |e: std::io::Error| Error::Sandbox(format!("cannot listen for signals: {e}"));
+            Ok(Signals {
+                int: signal(SignalKind::interrupt()).map_err(failed)?,
+                term: signal(SignalKind::terminate()).map_err(failed)?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    async fn next(&mut self) -> bool {
+        #[cfg(unix)]
+        {
             tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            let first = !stop.stop_requested();
-            stop.request();
-            if first {
-                eprintln!("stopping after the current step (signal again to roll it back now)");
-            } else {
-                eprintln!("rolling the current step back");
+                s = self.int.recv() => s.is_some(),
+                s = self.term.recv() => s.is_some(),
             }
         }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await.is_ok()
+        }
     }
-    #[cfg(not(unix))]
-    {
-        while tokio::signal::ctrl_c().await.is_ok() {
-            stop.request();
+}
+
+/// SIGINT or SIGTERM once: finish the current step, then stop as
+/// interrupted. Twice: roll the current step back at once.
+async fn forward_signals(mut signals: Signals, stop: StopHandle) {
+    while signals.next().await {
+        let first = !stop.stop_requested();
+        stop.request();
+        if first {
+            eprintln!("stopping after the current step (signal again to roll it back now)");
+        } else {
+            eprintln!("rolling the current step back");
         }
     }
 }

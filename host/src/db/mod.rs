@@ -371,6 +371,37 @@ impl Connection {
         Ok(affected)
     }
 
+    /// Makes the server cancel any single statement that runs longer than
+    /// `timeout`: PostgreSQL's `statement_timeout`, MariaDB's
+    /// `max_statement_time`, MySQL's `max_execution_time` (which MySQL applies
+    /// to SELECT only). SQLite has none; there the host interrupts the
+    /// statement itself.
+    pub async fn set_statement_timeout(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Result<(), DbError> {
+        let ms = timeout.as_millis().max(1);
+        let sql = match self.dialect() {
+            Dialect::Sqlite => return Ok(()),
+            Dialect::Postgres => format!("SET statement_timeout = {ms}"),
+            Dialect::Mysql => {
+                let version = self.query("SELECT VERSION() AS v", &[]).await?;
+                let mariadb = version
+                    .rows
+                    .first()
+                    .and_then(|r| r.first())
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| v.contains("MariaDB"));
+                if mariadb {
+                    format!("SET SESSION max_statement_time = {}", ms as f64 / 1000.0)
+                } else {
+                    format!("SET SESSION max_execution_time = {ms}")
+                }
+            }
+        };
+        self.execute(&sql, &[]).await.map(drop)
+    }
+
     /// Every user table (not dmig's, not the database's own) with its row
     /// count, by name. For dry-run reports.
     pub async fn table_row_counts(&mut self) -> Result<Vec<(String, i64)>, DbError> {

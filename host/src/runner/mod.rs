@@ -196,7 +196,10 @@ impl Runner {
         stop: &StopHandle,
     ) -> Result<Outcome> {
         let loaded = self.sandbox.load(artifact)?;
-        let conn = Connection::connect(url).await?;
+        let mut conn = Connection::connect(url).await?;
+        conn.set_statement_timeout(self.sandbox.step_timeout())
+            .await
+            .map_err(|e| ledger::ledger_error("set the statement timeout", e))?;
         let mut instance = self
             .sandbox
             .instantiate(&loaded, conn, options.args.clone())
@@ -214,6 +217,7 @@ impl Runner {
             return Err(Error::NotReversible { name: meta.name });
         }
         let run = steps::Run {
+            url,
             meta,
             sha256: artifact.sha256().to_owned(),
             direction,

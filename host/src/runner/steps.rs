@@ -7,13 +7,14 @@ use super::{
     Direction, Event, Inst, Observer, Outcome, OutcomeKind, RunOptions, Start, StopHandle,
     TableChange, cause, plan,
 };
-use crate::db::DbError;
+use crate::db::{Connection, DbError};
 use crate::error::{Error, FailureCause, Result};
 use crate::ledger::{self, NewRun, lock::Lock};
 use crate::sandbox::{Metadata, Step};
 
 /// One run being carried out.
 pub(crate) struct Run<'a> {
+    pub url: &'a str,
     pub meta: Metadata,
     pub sha256: String,
     pub direction: Direction,
@@ -133,12 +134,8 @@ impl Run<'_> {
                 }
                 Err(StepError::Failed(cause)) => {
                     self.report(instance, &mut progress, observer);
-                    let message = cause.to_string();
-                    if let Err(e) =
-                        ledger::fail(instance.connection(), run_id, &name, &message).await
-                    {
-                        tracing::error!("the failure could not be recorded in the ledger: {e}");
-                    }
+                    self.record_failure(instance, run_id, &cause.to_string())
+                        .await;
                     return Err(self.failed(&progress, cause));
                 }
             };
@@ -404,6 +401,25 @@ impl Run<'_> {
                     report.dropped_logs
                 ),
             });
+        }
+    }
+
+    /// Records a failed run. If the step's connection is gone (the server
+    /// killed it, the network dropped), the failure is recorded over a fresh
+    /// connection; if the database cannot be reached at all, the run stays
+    /// `running` and the next run, taking over the lock, records it.
+    async fn record_failure(&self, instance: &mut Inst, run_id: i64, message: &str) {
+        let name = &self.meta.name;
+        let Err(first) = ledger::fail(instance.connection(), run_id, name, message).await else {
+            return;
+        };
+        tracing::warn!("recording the failure over a new connection: {first}");
+        let retry = async {
+            let mut fresh = Connection::connect(self.url).await?;
+            ledger::fail(&mut fresh, run_id, name, message).await
+        };
+        if let Err(e) = retry.await {
+            tracing::error!("the failure could not be recorded in the ledger: {e}");
         }
     }
 

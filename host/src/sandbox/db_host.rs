@@ -122,12 +122,15 @@ impl HostState {
         tokio::select! {
             result = &mut call => Ok(result.map_err(types::DbError::from)),
             () = tokio::time::sleep_until(deadline) => {
+                // Stop the statement in the database (SQLite: interrupt it;
+                // PostgreSQL and MySQL: their server-side statement timeout,
+                // set to the step timeout, cancels it), and wait for that:
+                // dropping a call mid-protocol would leave the connection
+                // unusable for the rollback that follows.
                 if let Some(interrupter) = interrupter {
                     interrupter.interrupt();
-                    // Wait for the database to give up the statement, so the
-                    // rollback that follows does not queue behind it.
-                    let _ = call.await;
                 }
+                let _ = call.await;
                 Err(wasmtime::Error::new(HostTrap::StepTimeoutInHostCall { timeout }))
             }
         }

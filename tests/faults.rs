@@ -1,0 +1,206 @@
+//! Faults on the database servers: unreachable at start, a statement that
+//! would run forever, a connection killed in the middle of a step.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use dmig_tests::{Db, Kind, TestDb, TestDir, dmig, guests};
+
+const DMIG: &str = env!("CARGO_BIN_EXE_dmig-host-under-test");
+
+#[test]
+fn an_unreachable_server_is_a_clear_error_with_nothing_written() {
+    let dir = TestDir::new("unreachable");
+    for url in [
+        "postgres://postgres@127.0.0.1:1/test",
+        "mysql://root@127.0.0.1:1/test",
+    ] {
+        let out = dmig(DMIG, dir.path(), &["run", guests::COUNTER, "-D", url]).expect_code(3);
+        assert!(
+            out.stderr
+                .starts_with(&format!("error: cannot connect to {url}: ")),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr
+                .contains("check the URL, and that the server is running"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(out.stderr.lines().count(), 1);
+    }
+}
+
+/// The hostile guest's tables on a server database, set to `attack`.
+fn hostile_db(
+    kind: Kind,
+    dir: &TestDir,
+    test: &str,
+    attack: &str,
+    arg: &str,
+) -> Option<(TestDb, Db)> {
+    let test_db = TestDb::new(kind, dir, test)?;
+    let mut db = test_db.open();
+    db.exec(&format!(
+        "CREATE TABLE progress (step BIGINT NOT NULL, note VARCHAR(100) NOT NULL);
+         CREATE TABLE imported (line VARCHAR(1000) NOT NULL);
+         CREATE TABLE attack (name VARCHAR(100) NOT NULL, arg VARCHAR(1000));
+         INSERT INTO attack (name, arg) VALUES ('{attack}', '{}')",
+        arg.replace('\'', "''")
+    ));
+    Some((test_db, db))
+}
+
+fn a_statement_running_forever_is_cancelled_by_the_server(kind: Kind) {
+    let dir = TestDir::new("forever");
+    let forever = match kind {
+        Kind::Postgres => "SELECT pg_sleep(600)",
+        _ => {
+            "SELECT count(*) FROM information_schema.columns a, information_schema.columns b, information_schema.columns c, information_schema.columns d"
+        }
+    };
+    let Some((test_db, mut db)) = hostile_db(kind, &dir, "forever", "statement", forever) else {
+        return;
+    };
+    let out = dmig(
+        DMIG,
+        dir.path(),
+        &[
+            "run",
+            guests::HOSTILE,
+            "-D",
+            test_db.url(),
+            "--step-timeout",
+            "1s",
+        ],
+    )
+    .expect_code(5);
+    assert!(
+        out.stderr.contains(
+            "(run 1, cursor 1): step exceeded 1 s (the time ran out inside a database call)"
+        ),
+        "{}",
+        out.stderr
+    );
+    let progress: Vec<(i64,)> = db.rows("SELECT step FROM progress");
+    assert_eq!(progress, [(1,)], "the timed-out step rolled back");
+    assert_eq!(
+        db.scalar::<String>("SELECT status FROM dmig_runs"),
+        "failed"
+    );
+}
+
+#[test]
+fn postgres_statement_timeout() {
+    a_statement_running_forever_is_cancelled_by_the_server(Kind::Postgres);
+}
+
+#[test]
+fn mysql_statement_timeout() {
+    a_statement_running_forever_is_cancelled_by_the_server(Kind::Mysql);
+}
+
+fn a_killed_connection_fails_the_step_and_the_next_run_resumes(kind: Kind) {
+    let dir = TestDir::new("killed");
+    let Some(test_db) = TestDb::new(kind, &dir, "killed") else {
+        return;
+    };
+    let mut db = test_db.open();
+    db.exec(
+        "CREATE TABLE counters (id BIGINT PRIMARY KEY, n BIGINT NOT NULL DEFAULT 0);
+         CREATE TABLE counter_batches (first_id BIGINT NOT NULL, last_id BIGINT NOT NULL)",
+    );
+    let values: Vec<String> = (1..=1000).map(|i| format!("({i})")).collect();
+    db.exec(&format!(
+        "INSERT INTO counters (id) VALUES {}",
+        values.join(", ")
+    ));
+
+    // Each step sleeps 3 s after its writes: time to kill its connection.
+    let mut host = Command::new(DMIG)
+        .args([
+            "run",
+            guests::COUNTER,
+            "-D",
+            test_db.url(),
+            "--output",
+            "json",
+        ])
+        .args(["--arg", "batch_size=100", "--arg", "sleep_ms=3000"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut events = BufReader::new(host.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("\"event\":\"step\"") {
+        line.clear();
+        assert!(
+            events.read_line(&mut line).unwrap() > 0,
+            "the host ended before its first step"
+        );
+    }
+    // Kill every other session on the test database: the run's connection
+    // (and, on the servers, its lock connection).
+    let others: Vec<(i64,)> = match kind {
+        Kind::Postgres => db.rows(
+            "SELECT CAST(pid AS BIGINT) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        ),
+        _ => db.rows(
+            "SELECT CAST(id AS SIGNED) FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()",
+        ),
+    };
+    assert!(!others.is_empty(), "the run's sessions are visible");
+    for (id,) in others {
+        match kind {
+            Kind::Postgres => db.exec(&format!("SELECT pg_terminate_backend({id})")),
+            _ => db.exec(&format!("KILL {id}")),
+        }
+    }
+    let status = host.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    // One step committed; the one in flight rolled back and the run was
+    // recorded as failed over a new connection.
+    assert_eq!(db.scalar::<i64>("SELECT count(*) FROM counter_batches"), 1);
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM counters WHERE n = 1"),
+        100
+    );
+    let run = db.rows::<(String, String)>("SELECT status, last_cursor FROM dmig_runs")[0].clone();
+    assert_eq!(run, ("failed".to_owned(), "100".to_owned()));
+
+    let resumed = dmig(
+        DMIG,
+        dir.path(),
+        &[
+            "run",
+            guests::COUNTER,
+            "-D",
+            test_db.url(),
+            "--arg",
+            "batch_size=100",
+        ],
+    )
+    .expect_code(0);
+    assert!(
+        resumed.stdout.contains("resumed from cursor 100"),
+        "{}",
+        resumed.stdout
+    );
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM counters WHERE n <> 1"),
+        0
+    );
+}
+
+#[test]
+fn postgres_killed_connection() {
+    a_killed_connection_fails_the_step_and_the_next_run_resumes(Kind::Postgres);
+}
+
+#[test]
+fn mysql_killed_connection() {
+    a_killed_connection_fails_the_step_and_the_next_run_resumes(Kind::Mysql);
+}
