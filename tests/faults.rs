@@ -42,11 +42,13 @@ fn hostile_db(
 ) -> Option<(TestDb, Db)> {
     let test_db = TestDb::new(kind, dir, test)?;
     let mut db = test_db.open();
-    db.exec(&format!(
+    db.exec(
         "CREATE TABLE progress (step BIGINT NOT NULL, note VARCHAR(100) NOT NULL);
          CREATE TABLE imported (line VARCHAR(1000) NOT NULL);
-         CREATE TABLE attack (name VARCHAR(100) NOT NULL, arg VARCHAR(1000));
-         INSERT INTO attack (name, arg) VALUES ('{attack}', '{}')",
+         CREATE TABLE attack (name VARCHAR(100) NOT NULL, arg VARCHAR(1000))",
+    );
+    db.exec_one(&format!(
+        "INSERT INTO attack (name, arg) VALUES ('{attack}', '{}')",
         arg.replace('\'', "''")
     ));
     Some((test_db, db))

@@ -15,11 +15,13 @@ const DMIG: &str = env!("CARGO_BIN_EXE_dmig-host-under-test");
 fn hostile_db(dir: &TestDir, attack: &str, arg: &str) -> (String, Db) {
     let url = dir.sqlite_url("app.db");
     let mut db = Db::open(&url);
-    db.exec(&format!(
+    db.exec(
         "CREATE TABLE progress (step INTEGER NOT NULL, note TEXT NOT NULL);
          CREATE TABLE imported (line TEXT NOT NULL);
-         CREATE TABLE attack (name TEXT NOT NULL, arg TEXT);
-         INSERT INTO attack (name, arg) VALUES ('{attack}', '{}');",
+         CREATE TABLE attack (name TEXT NOT NULL, arg TEXT)",
+    );
+    db.exec_one(&format!(
+        "INSERT INTO attack (name, arg) VALUES ('{attack}', '{}')",
         arg.replace('\'', "''")
     ));
     (url, db)

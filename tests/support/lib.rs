@@ -323,6 +323,14 @@ impl Db {
         }
     }
 
+    /// Runs exactly one statement, which may contain `;` in its literals.
+    pub fn exec_one(&mut self, statement: &str) {
+        let sql = sqlx::AssertSqlSafe(statement.to_owned());
+        self.runtime
+            .block_on(sqlx::raw_sql(sql).execute(&mut self.conn))
+            .unwrap_or_else(|e| panic!("executing test SQL failed: {e}: {statement}"));
+    }
+
     /// Runs a query and decodes every row as `T` (a tuple, usually).
     pub fn rows<T>(&mut self, sql: &str) -> Vec<T>
     where

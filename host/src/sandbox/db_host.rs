@@ -120,7 +120,14 @@ impl HostState {
         let call = call(&mut self.conn);
         tokio::pin!(call);
         tokio::select! {
-            result = &mut call => Ok(result.map_err(types::DbError::from)),
+            result = &mut call => {
+                // A call that ends after the deadline (the server cancelled it
+                // at its own timeout, say) is a timeout all the same.
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(wasmtime::Error::new(HostTrap::StepTimeoutInHostCall { timeout }));
+                }
+                Ok(result.map_err(types::DbError::from))
+            }
             () = tokio::time::sleep_until(deadline) => {
                 // Stop the statement in the database (SQLite: interrupt it;
                 // PostgreSQL and MySQL: their server-side statement timeout,
