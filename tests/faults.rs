@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use dmig_tests::{Db, Kind, TestDb, TestDir, dmig, guests};
+use dmig_tests::{Db, Kind, TestDb, TestDir, dmig, guests, on_every_database};
 
 const DMIG: &str = env!("CARGO_BIN_EXE_dmig-host-under-test");
 
@@ -205,4 +205,98 @@ fn postgres_killed_connection() {
 #[test]
 fn mysql_killed_connection() {
     a_killed_connection_fails_the_step_and_the_next_run_resumes(Kind::Mysql);
+}
+
+on_every_database!(
+    a_step_runs_at_the_documented_isolation_level,
+    no_row_lock_outlives_its_step
+);
+
+/// READ COMMITTED on PostgreSQL, REPEATABLE READ on MySQL/MariaDB (their
+/// defaults, which dmig leaves alone); SQLite transactions are serializable.
+fn a_step_runs_at_the_documented_isolation_level(kind: Kind) {
+    let dir = TestDir::new("isolation");
+    let (query, expected) = match kind {
+        Kind::Postgres => (
+            "SELECT current_setting('transaction_isolation')",
+            "read committed",
+        ),
+        Kind::Mysql => ("SHOW VARIABLES LIKE '%tx_isolation'", "REPEATABLE-READ"),
+        // No isolation setting to read: a write lock is held from BEGIN
+        // IMMEDIATE, so nothing else writes during a step.
+        Kind::Sqlite => ("SELECT 'serializable'", "serializable"),
+    };
+    let Some((test_db, mut db)) = hostile_db(kind, &dir, "isolation", "query", query) else {
+        return;
+    };
+    dmig(
+        DMIG,
+        dir.path(),
+        &["run", guests::HOSTILE, "-D", test_db.url()],
+    )
+    .expect_code(1);
+    let error: String = db.scalar("SELECT error FROM dmig_runs");
+    assert_eq!(error, format!("query returned: Some(Value::Text(\"{expected}\"))"));
+}
+
+/// Between steps the run holds no row locks: another session updates rows
+/// the last step wrote, at once.
+fn no_row_lock_outlives_its_step(kind: Kind) {
+    let dir = TestDir::new("row-locks");
+    let Some(test_db) = TestDb::new(kind, &dir, "row_locks") else {
+        return;
+    };
+    let mut db = test_db.open();
+    db.exec(
+        "CREATE TABLE counters (id BIGINT PRIMARY KEY, n BIGINT NOT NULL DEFAULT 0);
+         CREATE TABLE counter_batches (first_id BIGINT NOT NULL, last_id BIGINT NOT NULL)",
+    );
+    let values: Vec<String> = (1..=1000).map(|i| format!("({i})")).collect();
+    db.exec(&format!(
+        "INSERT INTO counters (id) VALUES {}",
+        values.join(", ")
+    ));
+    match kind {
+        Kind::Postgres => db.exec("SET lock_timeout = '500ms'"),
+        Kind::Mysql => db.exec("SET SESSION innodb_lock_wait_timeout = 1"),
+        Kind::Sqlite => {}
+    }
+    let mut host = Command::new(DMIG)
+        .args([
+            "run",
+            guests::COUNTER,
+            "-D",
+            test_db.url(),
+            "--output",
+            "json",
+        ])
+        .args(["--arg", "batch_size=100", "--pause", "60s"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut events = BufReader::new(host.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("\"event\":\"step\"") {
+        line.clear();
+        assert!(
+            events.read_line(&mut line).unwrap() > 0,
+            "the host ended before its first step"
+        );
+    }
+    // The first step wrote rows 1..=100 and committed; the run now pauses.
+    db.exec("UPDATE counters SET n = n + 10 WHERE id = 50");
+    db.exec("UPDATE counter_batches SET last_id = last_id WHERE first_id = 1");
+    assert_eq!(db.scalar::<i64>("SELECT n FROM counters WHERE id = 50"), 11);
+    let status = Command::new("kill")
+        .args(["-INT", &host.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        host.wait().unwrap().code(),
+        Some(7),
+        "interrupted during the pause"
+    );
 }

@@ -128,6 +128,11 @@ fn attack(name: &str, arg: &str) -> Result<()> {
                 if stdin_result.is_ok() { "ok" } else { "error" }
             )))
         }
+        "query" => {
+            let rows = db::query(arg, &[])?;
+            let first = rows.get(0).and_then(|r| r.values().last().cloned());
+            Err(Error::msg(format!("query returned: {first:?}")))
+        }
         "statement" => {
             db::execute(arg, &[])?;
             Err(Error::msg(format!("statement ran: {arg}")))
