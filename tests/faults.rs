@@ -1,10 +1,11 @@
 //! Faults on the database servers: unreachable at start, a statement that
 //! would run forever, a connection killed in the middle of a step.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use dmig_tests::{Db, Kind, TestDb, TestDir, dmig, guests, on_every_database};
+use dmig_tests::{
+    Db, Kind, TestDb, TestDir, counters_db, dmig, guests, next_event, on_every_database, spawn_json,
+};
 
 const DMIG: &str = env!("CARGO_BIN_EXE_dmig-host-under-test");
 
@@ -105,45 +106,26 @@ fn mysql_statement_timeout() {
 
 fn a_killed_connection_fails_the_step_and_the_next_run_resumes(kind: Kind) {
     let dir = TestDir::new("killed");
-    let Some(test_db) = TestDb::new(kind, &dir, "killed") else {
+    let Some((test_db, mut db)) = counters_db(kind, &dir, "killed", 1000) else {
         return;
     };
-    let mut db = test_db.open();
-    db.exec(
-        "CREATE TABLE counters (id BIGINT PRIMARY KEY, n BIGINT NOT NULL DEFAULT 0);
-         CREATE TABLE counter_batches (first_id BIGINT NOT NULL, last_id BIGINT NOT NULL)",
-    );
-    let values: Vec<String> = (1..=1000).map(|i| format!("({i})")).collect();
-    db.exec(&format!(
-        "INSERT INTO counters (id) VALUES {}",
-        values.join(", ")
-    ));
 
     // Each step sleeps 3 s after its writes: time to kill its connection.
-    let mut host = Command::new(DMIG)
-        .args([
+    let (mut host, mut events) = spawn_json(
+        DMIG,
+        &dir,
+        &[
             "run",
             guests::COUNTER,
             "-D",
             test_db.url(),
-            "--output",
-            "json",
-        ])
-        .args(["--arg", "batch_size=100", "--arg", "sleep_ms=3000"])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut events = BufReader::new(host.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("\"event\":\"step\"") {
-        line.clear();
-        assert!(
-            events.read_line(&mut line).unwrap() > 0,
-            "the host ended before its first step"
-        );
-    }
+            "--arg",
+            "batch_size=100",
+            "--arg",
+            "sleep_ms=3000",
+        ],
+    );
+    next_event(&mut events, "step").expect("the host ended before its first step");
     // Kill every other session on the test database: the run's connection
     // (and, on the servers, its lock connection).
     let others: Vec<(i64,)> = match kind {
@@ -236,55 +218,39 @@ fn a_step_runs_at_the_documented_isolation_level(kind: Kind) {
     )
     .expect_code(1);
     let error: String = db.scalar("SELECT error FROM dmig_runs");
-    assert_eq!(error, format!("query returned: Some(Value::Text(\"{expected}\"))"));
+    assert_eq!(
+        error,
+        format!("query returned: Some(Value::Text(\"{expected}\"))")
+    );
 }
 
 /// Between steps the run holds no row locks: another session updates rows
 /// the last step wrote, at once.
 fn no_row_lock_outlives_its_step(kind: Kind) {
     let dir = TestDir::new("row-locks");
-    let Some(test_db) = TestDb::new(kind, &dir, "row_locks") else {
+    let Some((test_db, mut db)) = counters_db(kind, &dir, "row_locks", 1000) else {
         return;
     };
-    let mut db = test_db.open();
-    db.exec(
-        "CREATE TABLE counters (id BIGINT PRIMARY KEY, n BIGINT NOT NULL DEFAULT 0);
-         CREATE TABLE counter_batches (first_id BIGINT NOT NULL, last_id BIGINT NOT NULL)",
-    );
-    let values: Vec<String> = (1..=1000).map(|i| format!("({i})")).collect();
-    db.exec(&format!(
-        "INSERT INTO counters (id) VALUES {}",
-        values.join(", ")
-    ));
     match kind {
         Kind::Postgres => db.exec("SET lock_timeout = '500ms'"),
         Kind::Mysql => db.exec("SET SESSION innodb_lock_wait_timeout = 1"),
         Kind::Sqlite => {}
     }
-    let mut host = Command::new(DMIG)
-        .args([
+    let (mut host, mut events) = spawn_json(
+        DMIG,
+        &dir,
+        &[
             "run",
             guests::COUNTER,
             "-D",
             test_db.url(),
-            "--output",
-            "json",
-        ])
-        .args(["--arg", "batch_size=100", "--pause", "60s"])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut events = BufReader::new(host.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("\"event\":\"step\"") {
-        line.clear();
-        assert!(
-            events.read_line(&mut line).unwrap() > 0,
-            "the host ended before its first step"
-        );
-    }
+            "--arg",
+            "batch_size=100",
+            "--pause",
+            "60s",
+        ],
+    );
+    next_event(&mut events, "step").expect("the host ended before its first step");
     // The first step wrote rows 1..=100 and committed; the run now pauses.
     db.exec("UPDATE counters SET n = n + 10 WHERE id = 50");
     db.exec("UPDATE counter_batches SET last_id = last_id WHERE first_id = 1");

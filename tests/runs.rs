@@ -5,30 +5,12 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
-use dmig_tests::{Db, Kind, TestDb, TestDir, dmig, guests, on_every_database};
+use dmig_tests::{
+    Db, Kind, TestDb, TestDir, counters_db, dmig, guests, next_event, on_every_database, spawn_json,
+};
 use serde_json::Value as Json;
 
 const DMIG: &str = env!("CARGO_BIN_EXE_dmig-host-under-test");
-
-/// A fresh database of `kind` with `n` counters at 0 and an empty batch
-/// log; `None` when that database is not configured (the test is skipped).
-fn counters_db(kind: Kind, dir: &TestDir, test: &str, n: i64) -> Option<(TestDb, Db)> {
-    let test_db = TestDb::new(kind, dir, test)?;
-    let mut db = test_db.open();
-    db.exec(
-        "CREATE TABLE counters (id BIGINT PRIMARY KEY, n BIGINT NOT NULL DEFAULT 0);
-         CREATE TABLE counter_batches (first_id BIGINT NOT NULL, last_id BIGINT NOT NULL)",
-    );
-    let ids: Vec<i64> = (1..=n).collect();
-    for chunk in ids.chunks(5_000) {
-        let values: Vec<String> = chunk.iter().map(|i| format!("({i})")).collect();
-        db.exec(&format!(
-            "INSERT INTO counters (id) VALUES {}",
-            values.join(", ")
-        ));
-    }
-    Some((test_db, db))
-}
 
 /// [`counters_db`] on SQLite, for the tests that do not vary by database.
 fn sqlite_counters(dir: &TestDir, n: i64) -> (TestDb, Db) {
@@ -44,33 +26,7 @@ on_every_database!(
 
 /// Starts `dmig-host` with JSON events on a pipe.
 fn spawn(dir: &TestDir, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
-    let mut child = Command::new(DMIG)
-        .args(args)
-        .args(["--output", "json"])
-        .current_dir(dir.path())
-        .env_remove("DATABASE_URL")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting dmig-host");
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    (child, stdout)
-}
-
-/// Reads events until one named `name` arrives; `None` at end of output.
-fn next_event(events: &mut BufReader<ChildStdout>, name: &str) -> Option<Json> {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if events.read_line(&mut line).unwrap() == 0 {
-            return None;
-        }
-        let event: Json = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        if event["event"] == name {
-            return Some(event);
-        }
-    }
+    spawn_json(DMIG, dir, args)
 }
 
 fn signal(child: &Child, name: &str) {

@@ -2,9 +2,11 @@
 //! per test, a way to run the real `dmig-host` command line, and direct
 //! database access that does not go through dmig's own code.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdout, Command, Stdio};
 
+use serde_json::Value as Json;
 use sqlx::any::AnyRow;
 use sqlx::{Connection, FromRow, Row};
 
@@ -419,4 +421,55 @@ fn cell(row: &AnyRow, i: usize) -> String {
         return format!("{v:?}");
     }
     panic!("column {i} has a type the test support cannot read")
+}
+
+/// A fresh database of `kind` with `n` counters at 0 and an empty batch
+/// log; `None` when that database is not configured (the test is skipped).
+pub fn counters_db(kind: Kind, dir: &TestDir, test: &str, n: i64) -> Option<(TestDb, Db)> {
+    let test_db = TestDb::new(kind, dir, test)?;
+    let mut db = test_db.open();
+    db.exec(
+        "CREATE TABLE counters (id BIGINT PRIMARY KEY, n BIGINT NOT NULL DEFAULT 0);
+         CREATE TABLE counter_batches (first_id BIGINT NOT NULL, last_id BIGINT NOT NULL)",
+    );
+    let ids: Vec<i64> = (1..=n).collect();
+    for chunk in ids.chunks(5_000) {
+        let values: Vec<String> = chunk.iter().map(|i| format!("({i})")).collect();
+        db.exec(&format!(
+            "INSERT INTO counters (id) VALUES {}",
+            values.join(", ")
+        ));
+    }
+    Some((test_db, db))
+}
+
+/// Starts `dmig-host` with JSON events on a pipe.
+pub fn spawn_json(bin: &str, dir: &TestDir, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
+    let mut child = Command::new(bin)
+        .args(args)
+        .args(["--output", "json"])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting dmig-host");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    (child, stdout)
+}
+
+/// Reads events until one named `name` arrives; `None` at end of output.
+pub fn next_event(events: &mut BufReader<ChildStdout>, name: &str) -> Option<Json> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if events.read_line(&mut line).unwrap() == 0 {
+            return None;
+        }
+        let event: Json = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if event["event"] == name {
+            return Some(event);
+        }
+    }
 }

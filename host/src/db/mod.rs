@@ -143,15 +143,37 @@ fn limit_error(message: String) -> DbError {
 /// Runs `query` (whose text is `sql`) and reads its rows, decoding each with
 /// `decode`, failing with [`LIMIT_CODE`] as soon as the result exceeds
 /// `limits`. Rows are streamed, so an oversized result is never held whole.
-async fn fetch_limited<'q, DB>(
+/// Decodes every column of `row`: NULL as NULL, anything else by the
+/// driver's `decode_value` (which sees the column name for its errors).
+fn decode_row<R, F>(row: &R, decode_value: &F) -> Result<Vec<Value>, DbError>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    F: for<'r> Fn(&str, <R::Database as sqlx::Database>::ValueRef<'r>) -> Result<Value, DbError>,
+{
+    row.columns()
+        .iter()
+        .map(|column| {
+            let raw = row.try_get_raw(column.ordinal())?;
+            if sqlx::ValueRef::is_null(&raw) {
+                return Ok(Value::Null);
+            }
+            decode_value(column.name(), raw)
+        })
+        .collect()
+}
+
+async fn fetch_limited<'q, DB, F>(
     conn: &mut DB::Connection,
     sql: &str,
     query: sqlx::query::Query<'q, DB, DB::Arguments>,
     limits: ResultLimits,
-    decode: fn(&DB::Row) -> Result<Vec<Value>, DbError>,
+    decode_value: F,
 ) -> Result<Rows, DbError>
 where
     DB: sqlx::Database,
+    F: for<'r> Fn(&str, <DB as sqlx::Database>::ValueRef<'r>) -> Result<Value, DbError>,
+    usize: sqlx::ColumnIndex<DB::Row>,
     DB::Arguments: sqlx::IntoArguments<DB>,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
@@ -167,7 +189,7 @@ where
             )));
         }
         columns.get_or_insert_with(|| row.columns().iter().map(|c| c.name().to_owned()).collect());
-        let values = decode(&row)?;
+        let values = decode_row(&row, &decode_value)?;
         bytes = bytes.saturating_add(values.iter().map(Value::size).sum());
         if bytes > limits.max_bytes {
             return Err(limit_error(format!(

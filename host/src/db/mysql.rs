@@ -7,8 +7,8 @@
 
 use std::str::FromStr;
 
-use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlRow, MySqlValueRef};
-use sqlx::{Column, ConnectOptions, MySql, MySqlConnection, Row, Type, TypeInfo, ValueRef};
+use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlValueRef};
+use sqlx::{ConnectOptions, MySql, MySqlConnection, Type, TypeInfo, ValueRef};
 
 use super::value::{Clock, Date, date_time_text};
 use super::{
@@ -62,7 +62,7 @@ pub(super) async fn query(
     limits: ResultLimits,
 ) -> Result<Rows, DbError> {
     let query = bind(sqlx::query(sqlx::AssertSqlSafe(sql)), params);
-    fetch_limited(conn, sql, query, limits, decode_row).await
+    fetch_limited(conn, sql, query, limits, decode_value).await
 }
 
 /// Returns (rows affected, `LAST_INSERT_ID()`).
@@ -82,19 +82,6 @@ pub(super) async fn execute(
         ),
     })?;
     Ok((done.rows_affected(), id))
-}
-
-fn decode_row(row: &MySqlRow) -> Result<Vec<Value>, DbError> {
-    row.columns()
-        .iter()
-        .map(|column| {
-            let raw = row.try_get_raw(column.ordinal())?;
-            if raw.is_null() {
-                return Ok(Value::Null);
-            }
-            decode_value(column.name(), raw)
-        })
-        .collect()
 }
 
 /// One non-NULL value, by its column's type (sqlx's name for it).

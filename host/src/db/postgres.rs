@@ -19,12 +19,12 @@ use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::types::Oid;
 use sqlx::postgres::{
-    PgArgumentBuffer, PgArguments, PgConnectOptions, PgRow, PgTypeInfo, PgTypeKind, PgValueFormat,
+    PgArgumentBuffer, PgArguments, PgConnectOptions, PgTypeInfo, PgTypeKind, PgValueFormat,
     PgValueRef,
 };
 use sqlx::{
-    Column, ConnectOptions, Either, Encode, Executor, PgConnection, Postgres, Row, Statement, Type,
-    TypeInfo, ValueRef,
+    ConnectOptions, Either, Encode, Executor, PgConnection, Postgres, Statement, Type, TypeInfo,
+    ValueRef,
 };
 
 use super::value::{Clock, Date, date_time_text};
@@ -134,7 +134,7 @@ impl PgSession {
     ) -> Result<Rows, DbError> {
         let sql = self.statement(sql, params).await?;
         let query = bind(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), params);
-        fetch_limited(&mut self.conn, &sql, query, limits, decode_row).await
+        fetch_limited(&mut self.conn, &sql, query, limits, decode_value).await
     }
 
     pub(super) async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
@@ -236,19 +236,6 @@ impl PgSession {
             .await?;
         Ok(name)
     }
-}
-
-fn decode_row(row: &PgRow) -> Result<Vec<Value>, DbError> {
-    row.columns()
-        .iter()
-        .map(|column| {
-            let raw = row.try_get_raw(column.ordinal())?;
-            if raw.is_null() {
-                return Ok(Value::Null);
-            }
-            decode_value(column.name(), raw)
-        })
-        .collect()
 }
 
 /// One non-NULL value, by its column's type. Results come in binary format;

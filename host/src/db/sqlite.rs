@@ -3,8 +3,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteRow};
-use sqlx::{ConnectOptions, Row, Sqlite, SqliteConnection, TypeInfo, ValueRef};
+use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteValueRef};
+use sqlx::{ConnectOptions, Sqlite, SqliteConnection, TypeInfo, ValueRef};
 
 use super::{DbError, ResultLimits, Rows, Value, fetch_limited, redact};
 use crate::error::{Error, Result};
@@ -59,7 +59,7 @@ pub(super) async fn query(
     limits: ResultLimits,
 ) -> Result<Rows, DbError> {
     let query = bind(sqlx::query(sqlx::AssertSqlSafe(sql)), params);
-    fetch_limited(conn, sql, query, limits, decode_row).await
+    fetch_limited(conn, sql, query, limits, decode_value).await
 }
 
 pub(super) async fn execute(
@@ -74,20 +74,14 @@ pub(super) async fn execute(
 
 /// Decodes by each value's storage class, which in SQLite belongs to the value,
 /// not the column.
-fn decode_row(row: &SqliteRow) -> Result<Vec<Value>, DbError> {
-    (0..row.columns().len())
-        .map(|i| {
-            let raw = row.try_get_raw(i)?;
-            if raw.is_null() {
-                return Ok(Value::Null);
-            }
-            let value = match raw.type_info().name() {
-                "INTEGER" | "BOOLEAN" => Value::Int(row.try_get_unchecked(i)?),
-                "REAL" => Value::Float(row.try_get_unchecked(i)?),
-                "BLOB" => Value::Blob(row.try_get_unchecked(i)?),
-                _ => Value::Text(row.try_get_unchecked(i)?),
-            };
-            Ok(value)
-        })
-        .collect()
+fn decode_value(_column: &str, raw: SqliteValueRef<'_>) -> Result<Value, DbError> {
+    fn decode<'r, T: sqlx::Decode<'r, Sqlite>>(raw: SqliteValueRef<'r>) -> Result<T, DbError> {
+        T::decode(raw).map_err(|e| sqlx::Error::Decode(e).into())
+    }
+    Ok(match raw.type_info().name() {
+        "INTEGER" | "BOOLEAN" => Value::Int(decode(raw)?),
+        "REAL" => Value::Float(decode(raw)?),
+        "BLOB" => Value::Blob(decode(raw)?),
+        _ => Value::Text(decode(raw)?),
+    })
 }

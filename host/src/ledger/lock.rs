@@ -337,6 +337,18 @@ impl Lock {
 
     /// Records which run holds the lock, and extends the lease.
     pub async fn renew(&self, conn: &mut Connection, run_id: Option<i64>) -> Result<()> {
+        self.renew_in(conn, run_id)
+            .await
+            .map_err(|e| ledger_error("renew the lock", e))
+    }
+
+    /// Like [`Lock::renew`], inside the caller's transaction: the step's, so
+    /// the lease is renewed exactly when a step commits.
+    pub async fn renew_in(
+        &self,
+        conn: &mut Connection,
+        run_id: Option<i64>,
+    ) -> Result<(), crate::db::DbError> {
         conn.execute(
             "UPDATE dmig_locks SET run_id = COALESCE(?, run_id), expires_at = ? \
              WHERE migration = ? AND holder = ?",
@@ -349,7 +361,6 @@ impl Lock {
         )
         .await
         .map(drop)
-        .map_err(|e| ledger_error("renew the lock", e))
     }
 
     /// Gives the lock up.

@@ -127,7 +127,7 @@ impl Run<'_> {
             if stop.stop_requested() || limit_reached {
                 return Err(self.interrupted(instance, &progress, observer).await);
             }
-            let step = match self.one_step(instance, &progress, stop, true).await {
+            let step = match self.one_step(instance, &progress, stop, Some(lock)).await {
                 Ok(step) => step,
                 Err(StepError::Aborted) => {
                     return Err(self.interrupted(instance, &progress, observer).await);
@@ -141,7 +141,6 @@ impl Run<'_> {
             };
             let done = step.cursor.is_none();
             self.advance(instance, &mut progress, step, observer);
-            lock.renew(instance.connection(), None).await?;
             if done {
                 break;
             }
@@ -239,7 +238,7 @@ impl Run<'_> {
             if stop.stop_requested() || limit_reached {
                 break;
             }
-            let step = match self.one_step(instance, &progress, stop, false).await {
+            let step = match self.one_step(instance, &progress, stop, None).await {
                 Ok(step) => step,
                 Err(StepError::Aborted) => break,
                 Err(StepError::Failed(cause)) => {
@@ -277,16 +276,18 @@ impl Run<'_> {
         Ok(outcome)
     }
 
-    /// Runs one step (and, after the last `up` step, `verify`). When
-    /// `transactional`, the step is its own transaction, committed with its
-    /// checkpoint; otherwise the caller's transaction holds it.
+    /// Runs one step (and, after the last `up` step, `verify`). With a
+    /// `lock` (a real run), the step is its own transaction, committed with
+    /// its checkpoint and the lock's renewal; without one (a dry run), the
+    /// caller's transaction holds it.
     async fn one_step(
         &self,
         instance: &mut Inst,
         progress: &Progress,
         stop: &StopHandle,
-        transactional: bool,
+        lock: Option<&Lock>,
     ) -> Result<Step, StepError> {
+        let transactional = lock.is_some();
         let db = |e: DbError| StepError::Failed(FailureCause::Database(e.to_string()));
         if transactional {
             instance.connection().begin().await.map_err(db)?;
@@ -314,7 +315,10 @@ impl Run<'_> {
             () = stop.aborting() => Err(StepError::Aborted),
         };
         let result = match guest {
-            Ok(step) if transactional => self.commit(instance, progress, step).await.map_err(db),
+            Ok(step) if let Some(lock) = lock => self
+                .commit(instance, progress, step, lock)
+                .await
+                .map_err(db),
             other => other,
         };
         if result.is_err() && transactional {
@@ -332,17 +336,19 @@ impl Run<'_> {
         result
     }
 
-    /// Writes the checkpoint (and, on the last step, the run's completion)
-    /// and commits the step.
+    /// Writes the checkpoint and the lock's renewal (and, on the last step,
+    /// the run's completion) and commits the step.
     async fn commit(
         &self,
         instance: &mut Inst,
         progress: &Progress,
         step: Step,
+        lock: &Lock,
     ) -> Result<Step, DbError> {
         let conn = instance.connection();
         let run_id = progress.run_id.expect("real runs have a run id");
         ledger::checkpoint(conn, run_id, step.cursor.as_deref(), step.processed).await?;
+        lock.renew_in(conn, None).await?;
         if step.cursor.is_none() {
             ledger::finish(conn, run_id, &self.meta.name, self.direction).await?;
         }
