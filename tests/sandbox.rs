@@ -338,6 +338,16 @@ fn statements_that_escape_the_step_are_refused_by_name() {
         ),
         ("VACUUM", "VACUUM", "rewrites the whole database"),
         (
+            "SET SESSION sql_mode = ''",
+            "SET SESSION",
+            "changes the connection's session state",
+        ),
+        (
+            "LOCK TABLE progress",
+            "LOCK TABLE",
+            "explicit locks outlive the statement",
+        ),
+        (
             "SELECT 1; COMMIT",
             "SELECT 1 …; …",
             "one call runs exactly one statement",
@@ -479,4 +489,81 @@ fn one_host_survives_every_trap_and_runs_the_next_migration() {
     assert_eq!(outcome.rows, 2);
     let slugs: Vec<(String,)> = db.rows("SELECT slug FROM users ORDER BY id");
     assert_eq!(slugs, vec![("ada-1".to_owned(),), ("grace-2".to_owned(),)]);
+}
+
+#[test]
+fn compiled_components_are_cached_and_a_tampered_entry_is_recompiled() {
+    let dir = TestDir::new("cache");
+    let (url, _db) = hostile_db(&dir, "statement", "SELECT 1");
+    let cache = dir.path().join("cache");
+    let cache_env = [("DMIG_CACHE_DIR", cache.to_str().unwrap())];
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", guests::HOSTILE, "-D", &url, "-vv", "--force"];
+        args.extend_from_slice(extra);
+        dmig_tests::dmig_with_env(DMIG, dir.path(), &args, &cache_env).expect_code(1)
+    };
+    let first = run(&[]);
+    assert!(
+        first.stderr.contains("cached the compiled component"),
+        "{}",
+        first.stderr
+    );
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        entries.len(),
+        2,
+        "the compiled code and its digest: {entries:?}"
+    );
+
+    let second = run(&[]);
+    assert!(
+        second
+            .stderr
+            .contains("loaded compiled component from cache"),
+        "{}",
+        second.stderr
+    );
+
+    // Flip one byte of the compiled code: it must be recompiled, not loaded.
+    let entry = entries
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .unwrap();
+    let mut bytes = std::fs::read(entry).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(entry, &bytes).unwrap();
+    let tampered = run(&[]);
+    assert!(
+        tampered
+            .stderr
+            .contains("compiled component failed validation; recompiling it"),
+        "{}",
+        tampered.stderr
+    );
+    assert!(
+        tampered.stderr.contains("statement ran: SELECT 1"),
+        "{}",
+        tampered.stderr
+    );
+    let again = run(&[]);
+    assert!(
+        again
+            .stderr
+            .contains("loaded compiled component from cache"),
+        "rewritten: {}",
+        again.stderr
+    );
+
+    std::fs::remove_dir_all(&cache).unwrap();
+    let uncached = run(&["--no-cache"]);
+    assert!(
+        !uncached.stderr.contains("cached the compiled component"),
+        "{}",
+        uncached.stderr
+    );
+    assert!(!cache.exists());
 }

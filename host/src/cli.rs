@@ -111,6 +111,11 @@ struct SandboxOpts {
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_resources: usize,
 
+    /// Do not keep compiled components on disk (by default they are cached in
+    /// $DMIG_CACHE_DIR or ~/.cache/dmig/components, so a second run starts fast).
+    #[arg(long)]
+    no_cache: bool,
+
     /// Grant one file, read-only, visible to the guest as /inputs/NAME
     /// (repeatable). Nothing else of the filesystem is visible.
     #[arg(long = "input", value_name = "NAME=PATH", value_parser = parse_input)]
@@ -132,6 +137,9 @@ impl SandboxOpts {
             })
             .max_instances(self.max_instances, self.max_tables, 100_000, 8)
             .max_resources(self.max_resources);
+        if self.no_cache {
+            builder.compile_cache(None);
+        }
         for (name, path) in &self.inputs {
             builder.grant_input(name, path)?;
         }

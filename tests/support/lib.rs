@@ -69,6 +69,11 @@ impl Run {
     }
 }
 
+/// The compile cache the tests' hosts share (not the user's own).
+pub fn test_cache_dir() -> PathBuf {
+    std::env::temp_dir().join("dmig-test-compile-cache")
+}
+
 /// Runs the `dmig-host` binary at `bin` with `args`, in `cwd`, with no
 /// DATABASE_URL or RUST_LOG inherited from the test's environment.
 pub fn dmig(bin: &str, cwd: &Path, args: &[&str]) -> Run {
@@ -82,6 +87,7 @@ pub fn dmig_with_env(bin: &str, cwd: &Path, args: &[&str], env: &[(&str, &str)])
         .current_dir(cwd)
         .env_remove("DATABASE_URL")
         .env_remove("RUST_LOG")
+        .env("DMIG_CACHE_DIR", test_cache_dir())
         .envs(env.iter().copied())
         .output()
         .expect("running dmig-host");
@@ -451,6 +457,7 @@ pub fn spawn_json(bin: &str, dir: &TestDir, args: &[&str]) -> (Child, BufReader<
         .current_dir(dir.path())
         .env_remove("DATABASE_URL")
         .env_remove("RUST_LOG")
+        .env("DMIG_CACHE_DIR", test_cache_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -7,6 +7,7 @@
 //! empty stdin. Stdout and stderr are captured, bounded, so `println!` output
 //! and panic messages reach the operator.
 
+mod cache;
 mod compat;
 mod db_host;
 mod output;
@@ -26,6 +27,7 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
+pub use cache::ComponentCache;
 pub use output::CapturedOutput;
 pub use state::{HostState, HostTrap, Report};
 
@@ -54,6 +56,7 @@ pub struct SandboxBuilder {
     max_resources: usize,
     calls: CallLimits,
     inputs: Vec<Input>,
+    cache: Option<ComponentCache>,
 }
 
 /// Caps on what one `db` call may send or receive.
@@ -104,6 +107,8 @@ impl SandboxBuilder {
     /// * 64 instances, 64 tables of at most 100,000 elements, 8 memories,
     ///   10,000 live WASI resources (streams, pollables, descriptors)
     /// * no granted inputs ([`grant_input`](Self::grant_input))
+    /// * compiled components cached in `~/.cache/dmig/components`
+    ///   ([`compile_cache`](Self::compile_cache))
     pub fn new() -> Self {
         SandboxBuilder {
             max_memory: 256 * 1024 * 1024,
@@ -123,7 +128,15 @@ impl SandboxBuilder {
                 max_params: 100_000,
             },
             inputs: Vec::new(),
+            cache: ComponentCache::default_dir().map(ComponentCache::new),
         }
+    }
+
+    /// Keeps compiled components on disk in `cache` (or nowhere with `None`).
+    /// Default: [`ComponentCache::default_dir`].
+    pub fn compile_cache(&mut self, cache: Option<ComponentCache>) -> &mut Self {
+        self.cache = cache;
+        self
     }
 
     /// Caps what one `db` call may send or receive. Exceeding a cap fails
@@ -437,11 +450,26 @@ impl Sandbox {
         if let Some(component) = compiled.get(artifact.sha256()) {
             return Ok(component.clone());
         }
-        let component =
-            Component::new(&self.engine, artifact.bytes()).map_err(|e| Error::MalformedWasm {
-                path: artifact.path().to_path_buf(),
-                reason: e.root_cause().to_string(),
-            })?;
+        let cached = self
+            .config
+            .cache
+            .as_ref()
+            .and_then(|c| c.load(&self.engine, artifact));
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let component = Component::new(&self.engine, artifact.bytes()).map_err(|e| {
+                    Error::MalformedWasm {
+                        path: artifact.path().to_path_buf(),
+                        reason: e.root_cause().to_string(),
+                    }
+                })?;
+                if let Some(cache) = &self.config.cache {
+                    cache.store(&self.engine, artifact, &component);
+                }
+                component
+            }
+        };
         compiled.insert(artifact.sha256().to_owned(), component.clone());
         Ok(component)
     }
