@@ -143,6 +143,35 @@ fn limit_error(message: String) -> DbError {
 /// Runs `query` (whose text is `sql`) and reads its rows, decoding each with
 /// `decode`, failing with [`LIMIT_CODE`] as soon as the result exceeds
 /// `limits`. Rows are streamed, so an oversized result is never held whole.
+/// Binds `params` in order, as the natural Rust type of each value: the
+/// binding SQLite and MySQL share (PostgreSQL types its parameters itself,
+/// see `postgres.rs`).
+fn bind_natural<'q, DB>(
+    mut query: sqlx::query::Query<'q, DB, DB::Arguments>,
+    params: &[Value],
+) -> sqlx::query::Query<'q, DB, DB::Arguments>
+where
+    DB: sqlx::Database,
+    for<'a> bool: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> f64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> Vec<u8>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> Option<String>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    for param in params {
+        query = match param {
+            Value::Null => query.bind(None::<String>),
+            Value::Boolean(b) => query.bind(*b),
+            Value::Int(i) => query.bind(*i),
+            Value::Float(f) => query.bind(*f),
+            Value::Text(s) => query.bind(s.clone()),
+            Value::Blob(b) => query.bind(b.clone()),
+        };
+    }
+    query
+}
+
 /// Decodes every column of `row`: NULL as NULL, anything else by the
 /// driver's `decode_value` (which sees the column name for its errors).
 fn decode_row<R, F>(row: &R, decode_value: &F) -> Result<Vec<Value>, DbError>

@@ -7,12 +7,12 @@
 
 use std::str::FromStr;
 
-use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlValueRef};
+use sqlx::mysql::{MySqlConnectOptions, MySqlValueRef};
 use sqlx::{ConnectOptions, MySql, MySqlConnection, Type, TypeInfo, ValueRef};
 
 use super::value::{Clock, Date, date_time_text};
 use super::{
-    DbError, ResultLimits, Rows, UNSUPPORTED_TYPE_CODE, Value, fetch_limited, redact,
+    DbError, ResultLimits, Rows, UNSUPPORTED_TYPE_CODE, Value, bind_natural, fetch_limited, redact,
     unsupported_type,
 };
 use crate::error::{Error, Result};
@@ -38,30 +38,13 @@ pub(super) async fn connect(url: &str) -> Result<MySqlConnection> {
         .map_err(connect_error)
 }
 
-fn bind<'q>(
-    mut query: sqlx::query::Query<'q, MySql, MySqlArguments>,
-    params: &[Value],
-) -> sqlx::query::Query<'q, MySql, MySqlArguments> {
-    for param in params {
-        query = match param {
-            Value::Null => query.bind(None::<String>),
-            Value::Boolean(b) => query.bind(*b),
-            Value::Int(i) => query.bind(*i),
-            Value::Float(f) => query.bind(*f),
-            Value::Text(s) => query.bind(s.clone()),
-            Value::Blob(b) => query.bind(b.clone()),
-        };
-    }
-    query
-}
-
 pub(super) async fn query(
     conn: &mut MySqlConnection,
     sql: &str,
     params: &[Value],
     limits: ResultLimits,
 ) -> Result<Rows, DbError> {
-    let query = bind(sqlx::query(sqlx::AssertSqlSafe(sql)), params);
+    let query = bind_natural::<MySql>(sqlx::query(sqlx::AssertSqlSafe(sql)), params);
     fetch_limited(conn, sql, query, limits, decode_value).await
 }
 
@@ -71,7 +54,7 @@ pub(super) async fn execute(
     sql: &str,
     params: &[Value],
 ) -> Result<(u64, i64), DbError> {
-    let done = bind(sqlx::query(sqlx::AssertSqlSafe(sql)), params)
+    let done = bind_natural::<MySql>(sqlx::query(sqlx::AssertSqlSafe(sql)), params)
         .execute(conn)
         .await?;
     let id = i64::try_from(done.last_insert_id()).map_err(|_| DbError {

@@ -3,10 +3,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteValueRef};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteValueRef};
 use sqlx::{ConnectOptions, Sqlite, SqliteConnection, TypeInfo, ValueRef};
 
-use super::{DbError, ResultLimits, Rows, Value, fetch_limited, redact};
+use super::{DbError, ResultLimits, Rows, Value, bind_natural, fetch_limited, redact};
 use crate::error::{Error, Result};
 
 /// How long a statement waits for another connection's lock before failing.
@@ -28,23 +28,6 @@ pub(super) async fn connect(url: &str, create: bool) -> Result<SqliteConnection>
         .map_err(connect_error)
 }
 
-fn bind<'q>(
-    mut query: sqlx::query::Query<'q, Sqlite, SqliteArguments>,
-    params: &[Value],
-) -> sqlx::query::Query<'q, Sqlite, SqliteArguments> {
-    for param in params {
-        query = match param {
-            Value::Null => query.bind(None::<i64>),
-            Value::Boolean(b) => query.bind(*b),
-            Value::Int(i) => query.bind(*i),
-            Value::Float(f) => query.bind(*f),
-            Value::Text(s) => query.bind(s.clone()),
-            Value::Blob(b) => query.bind(b.clone()),
-        };
-    }
-    query
-}
-
 /// The raw handle, for [`super::Interrupter`].
 pub(super) async fn raw_handle(
     conn: &mut SqliteConnection,
@@ -58,7 +41,7 @@ pub(super) async fn query(
     params: &[Value],
     limits: ResultLimits,
 ) -> Result<Rows, DbError> {
-    let query = bind(sqlx::query(sqlx::AssertSqlSafe(sql)), params);
+    let query = bind_natural::<Sqlite>(sqlx::query(sqlx::AssertSqlSafe(sql)), params);
     fetch_limited(conn, sql, query, limits, decode_value).await
 }
 
@@ -67,7 +50,7 @@ pub(super) async fn execute(
     sql: &str,
     params: &[Value],
 ) -> Result<(u64, i64), DbError> {
-    let query = bind(sqlx::query(sqlx::AssertSqlSafe(sql)), params);
+    let query = bind_natural::<Sqlite>(sqlx::query(sqlx::AssertSqlSafe(sql)), params);
     let done = query.execute(conn).await?;
     Ok((done.rows_affected(), done.last_insert_rowid()))
 }
