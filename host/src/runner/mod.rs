@@ -21,7 +21,7 @@ use crate::artifact::Artifact;
 use crate::db::Connection;
 use crate::error::{Error, Result};
 use crate::ledger::{self, MigrationState, RunStatus};
-use crate::sandbox::{GuestFailure, Instance, Metadata, Sandbox};
+use crate::sandbox::{GuestFailure, Metadata, Sandbox};
 
 /// Which way a migration runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -315,11 +315,10 @@ pub(crate) async fn plan(
 ///
 /// [`Error::Connect`] or [`Error::Ledger`].
 pub async fn status(url: &str) -> Result<Vec<ledger::MigrationStatus>> {
-    let mut conn = Connection::connect_existing(url).await?;
-    if !ledger::exists(&mut conn).await? {
-        return Ok(Vec::new());
+    match existing_ledger(url).await? {
+        Some(mut conn) => ledger::status(&mut conn).await,
+        None => Ok(Vec::new()),
     }
-    ledger::status(&mut conn).await
 }
 
 /// Every run recorded in the database at `url`, newest first.
@@ -328,20 +327,15 @@ pub async fn status(url: &str) -> Result<Vec<ledger::MigrationStatus>> {
 ///
 /// [`Error::Connect`] or [`Error::Ledger`].
 pub async fn history(url: &str) -> Result<Vec<ledger::RunRecord>> {
+    match existing_ledger(url).await? {
+        Some(mut conn) => ledger::runs(&mut conn).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+/// A connection to the database at `url` if it has a ledger; creates
+/// neither the database nor the ledger.
+async fn existing_ledger(url: &str) -> Result<Option<Connection>> {
     let mut conn = Connection::connect_existing(url).await?;
-    if !ledger::exists(&mut conn).await? {
-        return Ok(Vec::new());
-    }
-    ledger::runs(&mut conn).await
+    Ok(ledger::exists(&mut conn).await?.then_some(conn))
 }
-
-/// Used by steps to turn guest failures into causes.
-pub(crate) fn cause(failure: GuestFailure) -> crate::error::FailureCause {
-    match failure {
-        GuestFailure::Returned(m) => crate::error::FailureCause::Guest(m),
-        GuestFailure::Trapped(m) => crate::error::FailureCause::Trap(m),
-    }
-}
-
-/// For steps: the instance type.
-pub(crate) type Inst = Instance;

@@ -4,13 +4,13 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    Direction, Event, Inst, Observer, Outcome, OutcomeKind, RunOptions, Start, StopHandle,
-    TableChange, cause, plan,
+    Direction, Event, Observer, Outcome, OutcomeKind, RunOptions, Start, StopHandle, TableChange,
+    plan,
 };
 use crate::db::{Connection, DbError};
 use crate::error::{Error, FailureCause, Result};
 use crate::ledger::{self, NewRun, lock::Lock};
-use crate::sandbox::{Metadata, Step};
+use crate::sandbox::{GuestFailure, Instance, Metadata, Step};
 
 /// One run being carried out.
 pub(crate) struct Run<'a> {
@@ -40,6 +40,16 @@ struct Progress {
 }
 
 impl Run<'_> {
+    /// Whether the loop stops before its next step: a stop was requested, or
+    /// `--max-steps` steps ran.
+    fn must_stop(&self, progress: &Progress, stop: &StopHandle) -> bool {
+        stop.stop_requested()
+            || self
+                .options
+                .max_steps
+                .is_some_and(|max| progress.steps >= max)
+    }
+
     /// How long a lock outlives its last renewal: a step, a pause, a margin.
     pub fn lease_ttl(&self) -> Duration {
         self.step_timeout * 2 + self.options.pause.unwrap_or_default() + Duration::from_secs(30)
@@ -68,7 +78,7 @@ impl Run<'_> {
     /// A real run: each step commits with its checkpoint.
     pub async fn real(
         &self,
-        instance: &mut Inst,
+        instance: &mut Instance,
         lock: &Lock,
         observer: &mut dyn Observer,
         stop: &StopHandle,
@@ -120,11 +130,7 @@ impl Run<'_> {
 
         let mut progress = Progress::new(Some(run_id), cursor);
         loop {
-            let limit_reached = self
-                .options
-                .max_steps
-                .is_some_and(|max| progress.steps >= max);
-            if stop.stop_requested() || limit_reached {
+            if self.must_stop(&progress, stop) {
                 return Err(self.interrupted(instance, &progress, observer).await);
             }
             let step = match self.one_step(instance, &progress, stop, Some(lock)).await {
@@ -168,7 +174,7 @@ impl Run<'_> {
     /// whatever happens. It writes nothing to the ledger.
     pub async fn dry(
         &self,
-        instance: &mut Inst,
+        instance: &mut Instance,
         observer: &mut dyn Observer,
         stop: &StopHandle,
     ) -> Result<Outcome> {
@@ -189,7 +195,7 @@ impl Run<'_> {
 
     async fn dry_steps(
         &self,
-        instance: &mut Inst,
+        instance: &mut Instance,
         observer: &mut dyn Observer,
         stop: &StopHandle,
         started: Instant,
@@ -231,11 +237,7 @@ impl Run<'_> {
         });
         let mut progress = Progress::new(None, cursor);
         loop {
-            let limit_reached = self
-                .options
-                .max_steps
-                .is_some_and(|max| progress.steps >= max);
-            if stop.stop_requested() || limit_reached {
+            if self.must_stop(&progress, stop) {
                 break;
             }
             let step = match self.one_step(instance, &progress, stop, None).await {
@@ -282,7 +284,7 @@ impl Run<'_> {
     /// caller's transaction holds it.
     async fn one_step(
         &self,
-        instance: &mut Inst,
+        instance: &mut Instance,
         progress: &Progress,
         stop: &StopHandle,
         lock: Option<&Lock>,
@@ -340,7 +342,7 @@ impl Run<'_> {
     /// the run's completion) and commits the step.
     async fn commit(
         &self,
-        instance: &mut Inst,
+        instance: &mut Instance,
         progress: &Progress,
         step: Step,
         lock: &Lock,
@@ -359,7 +361,7 @@ impl Run<'_> {
     /// Counts a finished step and reports it.
     fn advance(
         &self,
-        instance: &mut Inst,
+        instance: &mut Instance,
         progress: &mut Progress,
         step: Step,
         observer: &mut dyn Observer,
@@ -386,7 +388,12 @@ impl Run<'_> {
     }
 
     /// Passes on what the guest logged, and the total it declared.
-    fn report(&self, instance: &mut Inst, progress: &mut Progress, observer: &mut dyn Observer) {
+    fn report(
+        &self,
+        instance: &mut Instance,
+        progress: &mut Progress,
+        observer: &mut dyn Observer,
+    ) {
         let report = instance.take_report();
         if report.total.is_some() {
             progress.expected_rows = report.total;
@@ -414,7 +421,7 @@ impl Run<'_> {
     /// killed it, the network dropped), the failure is recorded over a fresh
     /// connection; if the database cannot be reached at all, the run stays
     /// `running` and the next run, taking over the lock, records it.
-    async fn record_failure(&self, instance: &mut Inst, run_id: i64, message: &str) {
+    async fn record_failure(&self, instance: &mut Instance, run_id: i64, message: &str) {
         let name = &self.meta.name;
         let Err(first) = ledger::fail(instance.connection(), run_id, name, message).await else {
             return;
@@ -431,7 +438,7 @@ impl Run<'_> {
 
     async fn interrupted(
         &self,
-        instance: &mut Inst,
+        instance: &mut Instance,
         progress: &Progress,
         observer: &mut dyn Observer,
     ) -> Error {
@@ -462,6 +469,14 @@ impl Run<'_> {
             cursor: progress.cursor.clone(),
             cause,
         }
+    }
+}
+
+/// A guest failure as the ledger records it.
+fn cause(failure: GuestFailure) -> FailureCause {
+    match failure {
+        GuestFailure::Returned(m) => FailureCause::Guest(m),
+        GuestFailure::Trapped(m) => FailureCause::Trap(m),
     }
 }
 
