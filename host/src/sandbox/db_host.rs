@@ -9,6 +9,9 @@ use super::state::{HostState, HostTrap};
 use crate::bindings::latest::dmig::migration::{db, types};
 use crate::db::{DbError, Dialect, LIMIT_CODE, REFUSED_CODE, ResultLimits, Rows, Value};
 
+/// How many distinct admitted SQL texts an instance remembers.
+const MAX_ADMITTED_SQL: usize = 256;
+
 impl types::Host for HostState {}
 
 impl db::Host for HostState {
@@ -73,7 +76,7 @@ impl db::Host for HostState {
 impl HostState {
     /// Checks a call against the per-call caps and the SQL policy before it
     /// reaches the database.
-    fn admit(&self, sql: &str, params: usize) -> Result<(), DbError> {
+    fn admit(&mut self, sql: &str, params: usize) -> Result<(), DbError> {
         let limit = |message: String| DbError {
             code: Some(LIMIT_CODE.into()),
             message,
@@ -91,10 +94,20 @@ impl HostState {
                 self.calls.max_params
             )));
         }
+        // A migration sends the same few statements batch after batch: check
+        // each text once. Only admitted texts are remembered, and only so many.
+        if self.admitted_sql.contains(sql) {
+            return Ok(());
+        }
         policy::check(self.conn.dialect(), sql).map_err(|refusal| DbError {
             code: Some(REFUSED_CODE.into()),
             message: refusal.to_string(),
-        })
+        })?;
+        if self.admitted_sql.len() >= MAX_ADMITTED_SQL {
+            self.admitted_sql.clear();
+        }
+        self.admitted_sql.insert(sql.to_owned());
+        Ok(())
     }
 
     /// Runs one database call if a step is running. If the step's deadline

@@ -387,6 +387,7 @@ impl Sandbox {
             stderr,
             args,
             report: Report::default(),
+            admitted_sql: Default::default(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);

@@ -30,6 +30,8 @@ pub struct HostState {
     pub(crate) args: Vec<(String, String)>,
     /// What the guest reported during the current step.
     pub(crate) report: Report,
+    /// SQL texts that passed the policy (see `db_host`), so each is checked once.
+    pub(crate) admitted_sql: std::collections::HashSet<String>,
 }
 
 /// What a guest reported through `log` and `progress` during a step.
