@@ -7,14 +7,13 @@
 //! committed with the batch, so a crash resumes exactly where it stopped.
 //!
 //! ```no_run
-//! use dmig_guest::{db, params, Metadata, Migration, Result, Step};
+//! use dmig_guest::{db, params, Manifest, Migration, Result, Step};
 //!
 //! struct Lowercase;
 //!
 //! impl Migration for Lowercase {
-//!     fn describe() -> Metadata {
-//!         Metadata::new("lowercase-emails", "Lowercases every email address")
-//!     }
+//!     const MANIFEST: Manifest =
+//!         Manifest::new("lowercase-emails", "Lowercases every email address").writes(&["users"]);
 //!
 //!     fn up(cursor: Option<&str>) -> Result<Step> {
 //!         let after: i64 = cursor.map_or(Ok(0), str::parse).map_err(dmig_guest::Error::msg)?;
@@ -47,19 +46,22 @@ pub mod db;
 mod error;
 pub mod input;
 pub mod log;
+pub mod manifest;
 mod migration;
 pub mod progress;
 mod rows;
 mod value;
 
 pub use error::{Error, Result};
-pub use migration::{Metadata, Migration, Step};
+pub use manifest::Manifest;
+pub use migration::{Migration, Step};
 pub use rows::{ColumnIndex, Row, Rows};
 pub use value::{Dialect, FromValue, Value};
 
 /// Plumbing for [`export_migration!`]; not part of the API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::manifest::{encode as manifest_bytes, encoded_len as manifest_len};
     pub use crate::migration::Adapter;
 
     wit_bindgen::generate!({
@@ -75,7 +77,9 @@ pub mod __private {
 }
 
 /// Exports a [`Migration`] implementation as the component's `migration`
-/// interface. Call it once, at the crate root of a `cdylib` crate.
+/// interface, and embeds its [`Manifest`] (with the crate's version unless the
+/// manifest sets one) as the `dmig:manifest` custom section. Call it once, at
+/// the crate root of a `cdylib` crate.
 ///
 /// ```ignore
 /// struct Backfill;
@@ -90,6 +94,17 @@ macro_rules! export_migration {
             $crate::__private::__export_data_migration!(
                 __DmigExport with_types_in $crate::__private
             );
+
+            const __DMIG_MANIFEST: &$crate::Manifest = &<$migration as $crate::Migration>::MANIFEST;
+            const __DMIG_MANIFEST_LEN: usize =
+                $crate::__private::manifest_len(__DMIG_MANIFEST, env!("CARGO_PKG_VERSION"));
+            #[used]
+            #[cfg_attr(target_family = "wasm", unsafe(link_section = "dmig:manifest"))]
+            static __DMIG_MANIFEST_SECTION: [u8; __DMIG_MANIFEST_LEN] =
+                $crate::__private::manifest_bytes::<__DMIG_MANIFEST_LEN>(
+                    __DMIG_MANIFEST,
+                    env!("CARGO_PKG_VERSION"),
+                );
         };
     };
 }

@@ -2,6 +2,7 @@ use std::marker::PhantomData;
 
 use crate::__private::exports::dmig::migration::migration as wit;
 use crate::error::{Error, Result};
+use crate::manifest::Manifest;
 
 /// A data migration. Implement it on a unit struct and export it with
 /// [`export_migration!`](crate::export_migration).
@@ -10,20 +11,23 @@ use crate::error::{Error, Result};
 /// may run each step in a fresh instance, and retries a step from its cursor
 /// after a crash, so keep no state between calls.
 pub trait Migration {
-    /// The migration's name and description. Must not touch the database.
-    fn describe() -> Metadata;
+    /// Who the migration is and which tables it may touch. Evaluated at
+    /// compile time and embedded in the artifact, so reviewers and the host
+    /// read it without running the migration; the host refuses any statement
+    /// outside it.
+    const MANIFEST: Manifest;
 
     /// Does one forward batch starting after `cursor` (`None` on the first
     /// call) and returns where the next one starts, or [`Step::done`].
     fn up(cursor: Option<&str>) -> Result<Step>;
 
     /// Does one backward batch. The default refuses: a migration that sets
-    /// [`Metadata::reversible`] must override it.
+    /// [`Manifest::reversible`] must override it.
     fn down(cursor: Option<&str>) -> Result<Step> {
         let _ = cursor;
         Err(Error::msg(format!(
             "migration {} does not implement down",
-            Self::describe().name
+            Self::MANIFEST.name
         )))
     }
 
@@ -32,34 +36,6 @@ pub trait Migration {
     /// default checks nothing.
     fn verify() -> Result<()> {
         Ok(())
-    }
-}
-
-/// Who a migration is; recorded in the ledger.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Metadata {
-    /// Unique, stable name: the ledger tracks the migration by it.
-    pub name: String,
-    /// One line on what the migration does.
-    pub description: String,
-    /// Whether `down` undoes `up`; the host refuses `down` otherwise.
-    pub reversible: bool,
-}
-
-impl Metadata {
-    /// A one-way (not reversible) migration.
-    pub fn new(name: impl Into<String>, description: impl Into<String>) -> Self {
-        Metadata {
-            name: name.into(),
-            description: description.into(),
-            reversible: false,
-        }
-    }
-
-    /// Declares that `down` undoes `up`.
-    pub fn reversible(mut self) -> Self {
-        self.reversible = true;
-        self
     }
 }
 
@@ -97,14 +73,15 @@ pub struct Adapter<M>(PhantomData<M>);
 
 impl<M: Migration> wit::Guest for Adapter<M> {
     fn describe() -> wit::Metadata {
-        let Metadata {
+        let Manifest {
             name,
             description,
             reversible,
-        } = M::describe();
+            ..
+        } = M::MANIFEST;
         wit::Metadata {
-            name,
-            description,
+            name: name.to_owned(),
+            description: description.to_owned(),
             reversible,
         }
     }

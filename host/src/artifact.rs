@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::manifest::{self, Manifest};
 
 const MAGIC: &[u8; 4] = b"\0asm";
 /// Version and layer fields of a core module (version 1, layer 0).
@@ -19,6 +20,7 @@ pub struct Artifact {
     path: PathBuf,
     bytes: Vec<u8>,
     sha256: String,
+    manifest: Option<Manifest>,
 }
 
 impl std::fmt::Debug for Artifact {
@@ -27,18 +29,21 @@ impl std::fmt::Debug for Artifact {
             .field("path", &self.path)
             .field("len", &self.bytes.len())
             .field("sha256", &self.sha256)
+            .field("manifest", &self.manifest.as_ref().map(|m| &m.name))
             .finish()
     }
 }
 
 impl Artifact {
-    /// Reads `path` and checks that it is a WebAssembly component. Whether it
-    /// is a component *of the dmig world* is checked when it is compiled.
+    /// Reads `path`, checks that it is a WebAssembly component, and reads its
+    /// manifest if it has one. Whether it is a component *of the dmig world*
+    /// is checked when it is compiled.
     ///
     /// # Errors
     ///
     /// [`Error::ArtifactUnreadable`], [`Error::NotWasm`], [`Error::MalformedWasm`]
-    /// (too short to hold a header) or [`Error::CoreModule`].
+    /// (too short to hold a header), [`Error::CoreModule`] or
+    /// [`Error::BadManifest`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let bytes = std::fs::read(&path).map_err(|source| Error::ArtifactUnreadable {
@@ -53,10 +58,15 @@ impl Artifact {
     pub fn from_bytes(path: PathBuf, bytes: Vec<u8>) -> Result<Self> {
         classify(&path, &bytes)?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
+        let manifest = manifest::find(&bytes).map_err(|reason| Error::BadManifest {
+            path: path.clone(),
+            reason,
+        })?;
         Ok(Artifact {
             path,
             bytes,
             sha256,
+            manifest,
         })
     }
 
@@ -73,6 +83,11 @@ impl Artifact {
     /// Lowercase hex SHA-256 of the bytes: the identity the ledger records.
     pub fn sha256(&self) -> &str {
         &self.sha256
+    }
+
+    /// What the artifact declares about itself, if it carries a manifest.
+    pub fn manifest(&self) -> Option<&Manifest> {
+        self.manifest.as_ref()
     }
 }
 

@@ -10,8 +10,12 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
 use crate::error::{Error, ExitCode};
 use crate::ledger::{MigrationStatus, RunRecord};
-use crate::runner::{self, Direction, Event, Outcome, OutcomeKind, RunOptions, Runner, StopHandle};
+use crate::manifest::{self, Manifest};
+use crate::runner::{
+    self, ArtifactStatus, Direction, Event, Outcome, OutcomeKind, RunOptions, Runner, StopHandle,
+};
 use crate::sandbox::CallLimits;
+use crate::signing::{self, TrustedKeys};
 use crate::{Artifact, SandboxBuilder};
 
 /// Run sandboxed, transactional, tracked data migrations built as WebAssembly
@@ -30,16 +34,32 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Apply a migration: run `up` step by step until it is done, resuming an
-    /// unfinished run from its last committed cursor.
+    /// unfinished run from its last committed cursor. Given a directory,
+    /// apply each pending artifact in it in file-name order, stopping at the
+    /// first failure.
     Run(RunArgs),
     /// Revert a migration: run `down` step by step. Refused unless the
     /// migration declares itself reversible and has been applied.
     Down(RunArgs),
-    /// Show every migration recorded in the database and its last run.
+    /// Show every migration recorded in the database and its last run, and
+    /// with --dir which artifacts of a directory are pending.
     Status(StatusArgs),
     /// Show every run recorded in the database, newest first: duration,
     /// steps, rows, status and error.
-    History(StatusArgs),
+    History(ListArgs),
+    /// Show what an artifact is and may do, without running it: name,
+    /// version, sha256, capabilities, imports, exports and signatures.
+    Inspect(InspectArgs),
+    /// Create an ed25519 key pair for signing artifacts: NAME.key (private,
+    /// keep it secret) and NAME.pub (give it to operators).
+    Keygen(KeygenArgs),
+    /// Sign an artifact (its bytes and manifest) with a private key; the
+    /// signature goes into ARTIFACT.sig beside it.
+    Sign(SignArgs),
+    /// Check that an artifact carries a valid signature by a trusted key.
+    Verify(VerifyArgs),
+    /// Embed a manifest into a component built without the dmig-guest SDK.
+    Pack(PackArgs),
 }
 
 /// Where the target database is.
@@ -173,7 +193,8 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// The migration component (.wasm) to run.
+    /// The migration component (.wasm) to run, or (for `run`) a directory of
+    /// them, applied in file-name order.
     #[arg(value_name = "ARTIFACT")]
     artifact: PathBuf,
 
@@ -214,6 +235,17 @@ struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     lock_timeout: Duration,
 
+    /// Run only artifacts signed by a key in this directory (its *.pub
+    /// files); unsigned, tampered or untrusted artifacts are refused before
+    /// anything of them runs.
+    #[arg(long, value_name = "DIR")]
+    trusted_keys: Option<PathBuf>,
+
+    /// Run an artifact that declares no manifest. Nothing then limits which
+    /// tables it touches (but the dmig_ ledger).
+    #[arg(long)]
+    allow_undeclared: bool,
+
     /// How to report: `human` (a progress bar on a terminal, a summary line)
     /// or `json` (one JSON object per line per event, on stdout).
     #[arg(long, value_enum, default_value_t = Output::Human)]
@@ -231,13 +263,87 @@ enum Output {
 }
 
 #[derive(Debug, Args)]
-struct StatusArgs {
+struct ListArgs {
     #[command(flatten)]
     connect: ConnectOpts,
 
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    list: ListArgs,
+
+    /// Also list the artifacts of this directory and whether each is
+    /// pending, applied, or changed since it was applied.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// The artifact (.wasm) to inspect.
+    #[arg(value_name = "ARTIFACT")]
+    artifact: PathBuf,
+
+    /// Check the signatures against the *.pub keys in this directory.
+    #[arg(long, value_name = "DIR")]
+    trusted_keys: Option<PathBuf>,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct KeygenArgs {
+    /// The key's name: the files are NAME.key and NAME.pub.
+    #[arg(long, default_value = "dmig")]
+    name: String,
+
+    /// Where to write the key files (created if missing).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct SignArgs {
+    /// The artifact (.wasm) to sign.
+    #[arg(value_name = "ARTIFACT")]
+    artifact: PathBuf,
+
+    /// The private key (PKCS#8 PEM, as `keygen` writes it).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// The artifact (.wasm) to verify; its signatures are read from ARTIFACT.sig.
+    #[arg(value_name = "ARTIFACT")]
+    artifact: PathBuf,
+
+    /// The directory of trusted public keys (*.pub).
+    #[arg(long, value_name = "DIR")]
+    trusted_keys: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct PackArgs {
+    /// The component (.wasm) to add the manifest to.
+    #[arg(value_name = "COMPONENT")]
+    component: PathBuf,
+
+    /// The manifest, as JSON in the format documented in docs/ARTIFACTS.md.
+    #[arg(long, value_name = "FILE")]
+    manifest: PathBuf,
+
+    /// Where to write the packed artifact.
+    #[arg(long, short, value_name = "PATH")]
+    output: PathBuf,
 }
 
 /// Runs the command line and returns the process exit code.
@@ -288,10 +394,51 @@ fn run(cli: Cli) -> Result<(), Error> {
             Command::Run(args) => migrate(args, Direction::Up).await,
             Command::Down(args) => migrate(args, Direction::Down).await,
             Command::Status(args) => {
-                let statuses = runner::status(args.connect.url()?).await?;
-                print_status(&statuses, args.json);
+                let url = args.list.connect.url()?;
+                let statuses = runner::status(url).await?;
+                let artifacts = match &args.dir {
+                    Some(dir) => Some(runner::directory_status(url, dir).await?),
+                    None => None,
+                };
+                print_status(&statuses, artifacts.as_deref(), args.list.json);
                 Ok(())
             }
+            Command::Inspect(args) => inspect(&args),
+            Command::Keygen(args) => {
+                let key = signing::generate(&args.dir, &args.name)?;
+                emit(&format!(
+                    "wrote {0}.key (private: keep it secret) and {0}.pub (key id {1}) in {2}",
+                    args.name,
+                    key.id(),
+                    args.dir.display()
+                ));
+                Ok(())
+            }
+            Command::Sign(args) => {
+                let artifact = Artifact::load(&args.artifact)?;
+                let key = signing::sign(&artifact, &args.key)?;
+                emit(&format!(
+                    "signed {} (sha256 {}) with key {}; signature in {}",
+                    args.artifact.display(),
+                    artifact.sha256(),
+                    key.id(),
+                    signing::signature_path(&args.artifact).display()
+                ));
+                Ok(())
+            }
+            Command::Verify(args) => {
+                let artifact = Artifact::load(&args.artifact)?;
+                let trusted = TrustedKeys::read_dir(&args.trusted_keys)?;
+                let verified = signing::verify(&artifact, &trusted)?;
+                emit(&format!(
+                    "{}: signature by trusted key {} verifies (sha256 {})",
+                    args.artifact.display(),
+                    verified.key_id,
+                    artifact.sha256()
+                ));
+                Ok(())
+            }
+            Command::Pack(args) => pack(&args),
             Command::History(args) => {
                 let runs = runner::history(args.connect.url()?).await?;
                 print_history(&runs, args.json);
@@ -322,18 +469,17 @@ async fn migrate(args: RunArgs, direction: Direction) -> Result<(), Error> {
 
 async fn migrate_inner(args: &RunArgs, direction: Direction) -> Result<(), Error> {
     let url = args.connect.url()?;
+    if args.artifact.is_dir() {
+        return match direction {
+            Direction::Up => migrate_directory(args, url).await,
+            Direction::Down => Err(Error::DownDirectory {
+                dir: args.artifact.clone(),
+            }),
+        };
+    }
     let artifact = Artifact::load(&args.artifact)?;
     let runner = Runner::new(args.sandbox.builder()?.build()?);
-    let options = RunOptions {
-        force: args.force,
-        restart: args.restart,
-        allow_changed: args.allow_changed,
-        args: args.args.clone(),
-        pause: args.pause,
-        max_steps: args.max_steps,
-        dry_run: args.dry_run,
-        lock_timeout: args.lock_timeout,
-    };
+    let options = run_options(args)?;
     let stop = StopHandle::new();
     let signals = tokio::spawn(forward_signals(Signals::register()?, stop.clone()));
     let outcome = match args.output {
@@ -365,6 +511,123 @@ async fn migrate_inner(args: &RunArgs, direction: Direction) -> Result<(), Error
     };
     signals.abort();
     outcome.map(drop)
+}
+
+/// `run DIR`: every artifact of the directory in order.
+async fn migrate_directory(args: &RunArgs, url: &str) -> Result<(), Error> {
+    let runner = Runner::new(args.sandbox.builder()?.build()?);
+    let options = run_options(args)?;
+    let stop = StopHandle::new();
+    let signals = tokio::spawn(forward_signals(Signals::register()?, stop.clone()));
+    let result = match args.output {
+        Output::Json => {
+            let mut observer =
+                |event: &Event| emit(&serde_json::to_string(event).expect("events serialize"));
+            runner
+                .run_directory(
+                    &args.artifact,
+                    url,
+                    &options,
+                    &mut observer,
+                    &mut |_| {},
+                    &stop,
+                )
+                .await
+        }
+        Output::Human => {
+            let mut progress = ProgressBar::new();
+            let result = runner
+                .run_directory(
+                    &args.artifact,
+                    url,
+                    &options,
+                    &mut |e: &Event| progress.event(e),
+                    &mut print_outcome,
+                    &stop,
+                )
+                .await;
+            progress.finish();
+            if let Ok(outcomes) = &result {
+                let applied = outcomes
+                    .iter()
+                    .filter(|o| o.kind == OutcomeKind::Completed)
+                    .count();
+                emit(&format!(
+                    "{}: {applied} applied, {} already applied",
+                    args.artifact.display(),
+                    outcomes.len() - applied
+                ));
+            }
+            result
+        }
+    };
+    signals.abort();
+    result.map(drop)
+}
+
+fn run_options(args: &RunArgs) -> Result<RunOptions, Error> {
+    Ok(RunOptions {
+        force: args.force,
+        restart: args.restart,
+        allow_changed: args.allow_changed,
+        args: args.args.clone(),
+        pause: args.pause,
+        max_steps: args.max_steps,
+        dry_run: args.dry_run,
+        lock_timeout: args.lock_timeout,
+        allow_undeclared: args.allow_undeclared,
+        trusted_keys: args
+            .trusted_keys
+            .as_deref()
+            .map(TrustedKeys::read_dir)
+            .transpose()?,
+    })
+}
+
+fn inspect(args: &InspectArgs) -> Result<(), Error> {
+    let artifact = Artifact::load(&args.artifact)?;
+    let trusted = args
+        .trusted_keys
+        .as_deref()
+        .map(TrustedKeys::read_dir)
+        .transpose()?;
+    let report = crate::inspect::inspect(&artifact, trusted.as_ref())?;
+    if args.json {
+        emit(&serde_json::to_string_pretty(&report).expect("inspections serialize"));
+    } else {
+        emit(&report.to_string());
+    }
+    Ok(())
+}
+
+fn pack(args: &PackArgs) -> Result<(), Error> {
+    let artifact = Artifact::load(&args.component)?;
+    let bad = |reason: manifest::ManifestError| Error::BadManifest {
+        path: args.manifest.clone(),
+        reason,
+    };
+    if artifact.manifest().is_some() {
+        return Err(bad(manifest::ManifestError::AlreadyPresent));
+    }
+    let text = std::fs::read(&args.manifest).map_err(|source| Error::ArtifactUnreadable {
+        path: args.manifest.clone(),
+        source,
+    })?;
+    let manifest = Manifest::parse(&text).map_err(bad)?;
+    let mut bytes = artifact.bytes().to_vec();
+    manifest::append_custom_section(&mut bytes, manifest::SECTION, manifest.to_json().as_bytes());
+    std::fs::write(&args.output, &bytes).map_err(|source| Error::WriteArtifact {
+        path: args.output.clone(),
+        source,
+    })?;
+    let packed = Artifact::load(&args.output)?;
+    emit(&format!(
+        "wrote {} with the manifest of {} (sha256 {})",
+        args.output.display(),
+        manifest.name,
+        packed.sha256()
+    ));
+    Ok(())
 }
 
 /// SIGINT and SIGTERM, registered before the run starts so that no signal
@@ -603,10 +866,17 @@ fn print_history(runs: &[RunRecord], json: bool) {
     emit(&table.to_string());
 }
 
-fn print_status(statuses: &[MigrationStatus], json: bool) {
+fn print_status(statuses: &[MigrationStatus], artifacts: Option<&[ArtifactStatus]>, json: bool) {
     if json {
-        emit(&serde_json::to_string_pretty(statuses).expect("statuses serialize"));
+        let value = match artifacts {
+            Some(artifacts) => serde_json::json!({"migrations": statuses, "artifacts": artifacts}),
+            None => serde_json::to_value(statuses).expect("statuses serialize"),
+        };
+        emit(&serde_json::to_string_pretty(&value).expect("statuses serialize"));
         return;
+    }
+    if let Some(artifacts) = artifacts {
+        print_artifacts(artifacts);
     }
     if statuses.is_empty() {
         emit("no migrations recorded in this database");
@@ -639,6 +909,37 @@ fn print_status(statuses: &[MigrationStatus], json: bool) {
             run.and_then(|r| r.error.clone()).unwrap_or_default(),
         ]);
     }
+    emit(&table.to_string());
+}
+
+fn print_artifacts(artifacts: &[ArtifactStatus]) {
+    let mut table = Table::new();
+    table
+        .load_style(UTF8_FULL_CONDENSED)
+        .set_header(["artifact", "migration", "state"]);
+    for a in artifacts {
+        table.add_row([
+            a.path.file_name().map_or_else(
+                || a.path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+            a.name.clone().unwrap_or_default(),
+            a.state.to_string(),
+        ]);
+    }
+    let pending = artifacts
+        .iter()
+        .filter(|a| {
+            matches!(
+                a.state,
+                runner::PendingState::Pending | runner::PendingState::Unfinished { .. }
+            )
+        })
+        .count();
+    emit(&format!(
+        "{pending} of {} artifacts pending",
+        artifacts.len()
+    ));
     emit(&table.to_string());
 }
 

@@ -35,6 +35,10 @@ pub enum ExitCode {
     /// The run stopped before finishing on purpose (SIGINT/SIGTERM or
     /// `--max-steps`); run again to resume from its cursor.
     Interrupted = 7,
+    /// The guest sent a statement outside its declared capabilities; the
+    /// statement did not run, its step was rolled back and the run recorded
+    /// as failed.
+    CapabilityViolation = 8,
     /// The artifact file could not be read.
     ArtifactUnreadable = 10,
     /// The artifact is not a WebAssembly file at all.
@@ -45,6 +49,16 @@ pub enum ExitCode {
     CoreModule = 13,
     /// The artifact is a component, but not of the `dmig:migration` world.
     WrongWorld = 14,
+    /// The artifact's manifest is missing (without `--allow-undeclared`),
+    /// invalid, or contradicts what the guest says of itself.
+    BadManifest = 15,
+    /// `--trusted-keys` was given and the artifact has no signature.
+    Unsigned = 16,
+    /// The artifact's signature does not match it: the artifact, its
+    /// manifest or the signature changed after signing.
+    BadSignature = 17,
+    /// The artifact is signed, but by no trusted key.
+    UntrustedSigner = 18,
     /// A bug in dmig-host itself.
     Internal = 70,
 }
@@ -61,14 +75,18 @@ pub enum FailureCause {
     /// The database failed while the host committed the step or wrote the
     /// ledger.
     Database(String),
+    /// The guest sent a statement outside its declared capabilities; the
+    /// text names the statement and what it lacks.
+    Capability(String),
 }
 
 impl std::fmt::Display for FailureCause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FailureCause::Guest(m) | FailureCause::Trap(m) | FailureCause::Database(m) => {
-                f.write_str(m)
-            }
+            FailureCause::Guest(m)
+            | FailureCause::Trap(m)
+            | FailureCause::Database(m)
+            | FailureCause::Capability(m) => f.write_str(m),
         }
     }
 }
@@ -178,6 +196,51 @@ pub enum Error {
         expected: String,
         found: String,
     },
+    /// The artifact's manifest section is unusable.
+    #[error("{} cannot be trusted to declare what it does: {reason} (rebuild it with the dmig-guest SDK, or fix the section with dmig-host pack)", path.display())]
+    BadManifest {
+        path: PathBuf,
+        reason: crate::manifest::ManifestError,
+    },
+    /// The artifact has no manifest, so nothing limits what it touches.
+    #[error("{} declares no manifest, so its tables and capabilities are unknown (rebuild it with the dmig-guest SDK, add one with dmig-host pack, or pass --allow-undeclared to run it unrestricted)", path.display())]
+    Undeclared { path: PathBuf },
+    /// The guest describes itself differently from its manifest.
+    #[error("{} is inconsistent: its manifest names {manifest:?} but the guest calls itself {described:?} (rebuild it)", path.display())]
+    ManifestMismatch {
+        path: PathBuf,
+        manifest: String,
+        described: String,
+    },
+    /// Trusted keys were required and the artifact has no signature.
+    #[error("{} is not signed, and --trusted-keys requires a signature (sign it with dmig-host sign, and ship the .sig file beside it)", path.display())]
+    Unsigned { path: PathBuf },
+    /// The artifact's signature does not verify.
+    #[error("{} fails signature verification: {reason} (do not run it; get the artifact and its .sig from the signer again)", path.display())]
+    BadSignature { path: PathBuf, reason: String },
+    /// Only keys the operator does not trust signed the artifact.
+    #[error("{} is signed only by untrusted keys {} (none of them is in {}; add the signer's .pub there if you trust it)", path.display(), key_ids.join(", "), trusted_dir.display())]
+    UntrustedSigner {
+        path: PathBuf,
+        key_ids: Vec<String>,
+        trusted_dir: PathBuf,
+    },
+    /// A key file or trusted-keys directory is unusable.
+    #[error("key {}: {reason}", path.display())]
+    Key { path: PathBuf, reason: String },
+    /// A directory given as the artifact holds no `.wasm` files.
+    #[error("{} holds no .wasm artifacts (pass a migration's .wasm, or a directory of them)", dir.display())]
+    NoArtifacts { dir: PathBuf },
+    /// `down` was given a directory.
+    #[error("down reverts one migration at a time, and {} is a directory (pass the artifact to revert)", dir.display())]
+    DownDirectory { dir: PathBuf },
+    /// Writing a packed artifact failed.
+    #[error("cannot write {}: {source} (check the path and its permissions)", path.display())]
+    WriteArtifact {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The guest trapped outside a step (in `describe`).
     #[error("migration in {} failed while describing itself: {reason}", path.display())]
     DescribeFailed { path: PathBuf, reason: String },
@@ -197,12 +260,26 @@ impl Error {
             Error::WrongWorld { .. } => ExitCode::WrongWorld,
             Error::MissingDatabaseUrl
             | Error::UnsupportedDatabase { .. }
-            | Error::BadInput { .. } => ExitCode::Usage,
+            | Error::BadInput { .. }
+            | Error::Key { .. }
+            | Error::NoArtifacts { .. }
+            | Error::DownDirectory { .. }
+            | Error::WriteArtifact { .. } => ExitCode::Usage,
+            Error::BadManifest { .. }
+            | Error::Undeclared { .. }
+            | Error::ManifestMismatch { .. } => ExitCode::BadManifest,
+            Error::Unsigned { .. } => ExitCode::Unsigned,
+            Error::BadSignature { .. } => ExitCode::BadSignature,
+            Error::UntrustedSigner { .. } => ExitCode::UntrustedSigner,
             Error::Connect { .. } | Error::Ledger { .. } => ExitCode::Database,
             Error::MigrationFailed {
                 cause: FailureCause::Trap(_),
                 ..
             } => ExitCode::GuestTrapped,
+            Error::MigrationFailed {
+                cause: FailureCause::Capability(_),
+                ..
+            } => ExitCode::CapabilityViolation,
             Error::MigrationFailed { .. } | Error::DescribeFailed { .. } => {
                 ExitCode::MigrationFailed
             }

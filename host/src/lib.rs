@@ -7,6 +7,9 @@
 //! The pieces, each with one job:
 //!
 //! * [`artifact`]: read a `.wasm` file and tell what it is.
+//! * [`manifest`]: what an artifact declares about itself, read from its bytes.
+//! * [`signing`]: keys, detached signatures, and trusted-key checks.
+//! * [`inspect`]: everything a reviewer needs to know about an artifact.
 //! * [`sandbox`]: compile and instantiate it with limits and deny-by-default WASI.
 //! * [`db`]: one driver-neutral connection to the target database.
 //! * [`ledger`]: the `dmig_` tables that record what ran.
@@ -18,9 +21,12 @@ mod bindings;
 pub mod cli;
 pub mod db;
 pub mod error;
+pub mod inspect;
 pub mod ledger;
+pub mod manifest;
 pub mod runner;
 pub mod sandbox;
+pub mod signing;
 
 pub use artifact::Artifact;
 pub use error::{Error, ExitCode, Result};

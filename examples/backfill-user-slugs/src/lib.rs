@@ -6,7 +6,7 @@
 //! `down` clears exactly the slugs this migration would have set (a slug equal
 //! to `<slugified name>-<id>`), leaving hand-set slugs alone.
 
-use dmig_guest::{Error, Metadata, Migration, Result, Rows, Step, args, db, log, params, progress};
+use dmig_guest::{Error, Manifest, Migration, Result, Rows, Step, args, db, log, params, progress};
 
 /// Rows per step unless `--arg batch_size=N` says otherwise.
 const DEFAULT_BATCH_SIZE: i64 = 500;
@@ -24,13 +24,12 @@ fn batch_size() -> Result<i64> {
 struct BackfillUserSlugs;
 
 impl Migration for BackfillUserSlugs {
-    fn describe() -> Metadata {
-        Metadata::new(
-            "backfill-user-slugs",
-            "Set users.slug to the slugified name plus -<id> where it is missing",
-        )
-        .reversible()
-    }
+    const MANIFEST: Manifest = Manifest::new(
+        "backfill-user-slugs",
+        "Set users.slug to the slugified name plus -<id> where it is missing",
+    )
+    .reversible()
+    .writes(&["users"]);
 
     fn up(cursor: Option<&str>) -> Result<Step> {
         let size = batch_size()?;

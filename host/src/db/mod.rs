@@ -9,6 +9,7 @@
 
 mod mysql;
 mod placeholders;
+pub(crate) use placeholders::numbered as numbered_placeholders;
 mod postgres;
 mod sqlite;
 mod value;

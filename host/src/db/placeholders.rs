@@ -48,7 +48,7 @@ pub(super) fn substitute(sql: &str, spots: &[usize], render: impl Fn(usize) -> S
 
 /// `sql` with its placeholders numbered `$1`, `$2`, ... in order.
 #[cfg(test)]
-pub(super) fn numbered(sql: &str) -> String {
+pub(crate) fn numbered(sql: &str) -> String {
     substitute(sql, &find(sql), |index| format!("${}", index + 1))
 }
 

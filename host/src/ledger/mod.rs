@@ -6,7 +6,8 @@
 //!   its state, when it was first applied and when a run last finished.
 //! * `dmig_runs`: one row per attempt: direction, status, start and finish
 //!   times, steps, rows processed, the last committed cursor (`last_cursor`),
-//!   the error, and the host version.
+//!   the error, the host version, and the key id of the signature that was
+//!   verified before the run (`signer`, when `--trusted-keys` was given).
 //! * `dmig_locks`: who is running which migration (see [`lock`]).
 //!
 //! The ledger is written through the same driver-neutral [`Connection`] as the
@@ -107,6 +108,8 @@ pub struct RunRecord {
     pub error: Option<String>,
     pub host_version: String,
     pub sha256: String,
+    /// The key id whose signature was verified before the run, if one was.
+    pub signer: Option<String>,
 }
 
 impl RunRecord {
@@ -135,6 +138,8 @@ pub struct NewRun<'a> {
     pub direction: Direction,
     /// The cursor the run starts from: `None`, or a resumed run's cursor.
     pub cursor: Option<&'a str>,
+    /// The key id of the verified signature, if the run required one.
+    pub signer: Option<&'a str>,
 }
 
 /// The version written into every run row.
@@ -144,14 +149,40 @@ pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Creates the ledger tables if they are missing.
+/// Creates the ledger tables if they are missing, and adds the columns a
+/// ledger made by an older dmig-host lacks.
 pub async fn ensure_schema(conn: &mut Connection) -> Result<()> {
     for ddl in schema::ddl(conn.dialect()) {
         conn.execute(&ddl, &[])
             .await
             .map_err(|e| ledger_error("create tables", e))?;
     }
+    if !has_signer_column(conn).await {
+        conn.execute("ALTER TABLE dmig_runs ADD COLUMN signer TEXT", &[])
+            .await
+            .map_err(|e| ledger_error("upgrade tables", e))?;
+    }
     Ok(())
+}
+
+/// Whether `dmig_runs` has the `signer` column (added in dmig-host 0.1 with
+/// signed artifacts). Run outside a transaction: on PostgreSQL a failed
+/// statement would poison one.
+async fn has_signer_column(conn: &mut Connection) -> bool {
+    conn.query("SELECT signer FROM dmig_runs WHERE 1 = 0", &[])
+        .await
+        .is_ok()
+}
+
+/// The run query, reading `signer` as NULL from a ledger too old to have it
+/// (status and history upgrade nothing).
+async fn run_select(conn: &mut Connection) -> String {
+    let signer = if has_signer_column(conn).await {
+        "signer"
+    } else {
+        "NULL AS signer"
+    };
+    format!("{RUN_SELECT}, {signer} FROM dmig_runs")
 }
 
 /// Whether this database has a ledger at all (without creating one).
@@ -183,7 +214,10 @@ pub async fn migration(conn: &mut Connection, name: &str) -> Result<Option<Migra
 
 /// The most recent run of migration `name`, if any.
 pub async fn latest_run(conn: &mut Connection, name: &str) -> Result<Option<RunRecord>> {
-    let sql = format!("{RUN_SELECT} WHERE migration = ? ORDER BY id DESC LIMIT 1");
+    let sql = format!(
+        "{} WHERE migration = ? ORDER BY id DESC LIMIT 1",
+        run_select(conn).await
+    );
     let rows = conn
         .query(&sql, &[name.into()])
         .await
@@ -197,7 +231,7 @@ pub async fn latest_run(conn: &mut Connection, name: &str) -> Result<Option<RunR
 
 /// Every run, newest first.
 pub async fn runs(conn: &mut Connection) -> Result<Vec<RunRecord>> {
-    let sql = format!("{RUN_SELECT} ORDER BY id DESC");
+    let sql = format!("{} ORDER BY id DESC", run_select(conn).await);
     let rows = conn
         .query(&sql, &[])
         .await
@@ -259,7 +293,8 @@ pub async fn start_run(conn: &mut Connection, run: &NewRun<'_>) -> Result<i64> {
         let (_, id) = conn
             .execute_returning_id(
                 "INSERT INTO dmig_runs (migration, direction, status, started_at, steps, \
-                 rows_processed, last_cursor, host_version, sha256) VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?)",
+                 rows_processed, last_cursor, host_version, sha256, signer) \
+                 VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?, ?)",
                 &[
                     run.migration.into(),
                     run.direction.as_str().into(),
@@ -268,6 +303,7 @@ pub async fn start_run(conn: &mut Connection, run: &NewRun<'_>) -> Result<i64> {
                     run.cursor.into(),
                     HOST_VERSION.into(),
                     run.sha256.into(),
+                    run.signer.into(),
                 ],
             )
             .await?;
@@ -429,7 +465,7 @@ async fn end_run(
 }
 
 const RUN_SELECT: &str = "SELECT id, migration, direction, status, started_at, finished_at, steps, \
-     rows_processed, last_cursor, error, host_version, sha256 FROM dmig_runs";
+     rows_processed, last_cursor, error, host_version, sha256";
 
 pub(crate) fn ledger_error(action: &'static str, source: crate::db::DbError) -> Error {
     Error::Ledger { action, source }
@@ -506,5 +542,6 @@ fn run_from_row(rows: &Rows, row: &[Value]) -> Result<RunRecord> {
         error: c.opt_text("error")?,
         host_version: c.text("host_version")?,
         sha256: c.text("sha256")?,
+        signer: c.opt_text("signer")?,
     })
 }

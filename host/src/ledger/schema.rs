@@ -55,6 +55,7 @@ pub(super) fn ddl(dialect: Dialect) -> Vec<String> {
                 error TEXT,
                 host_version TEXT NOT NULL,
                 sha256 TEXT NOT NULL,
+                signer TEXT,
                 FOREIGN KEY (migration) REFERENCES dmig_migrations (name){}
             )",
             if index_inline {

@@ -3,8 +3,10 @@
 //!
 //! * [`events`]: what a run reports as it goes.
 //! * [`stop`]: stopping a run from outside (signals).
+//! * [`directory`]: running a directory of artifacts in order.
 //! * `steps`: the step loop itself, for real runs and dry runs.
 
+pub mod directory;
 pub mod events;
 mod steps;
 pub mod stop;
@@ -14,6 +16,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use directory::{ArtifactStatus, PendingState, artifacts_in, directory_status};
 pub use events::{Event, Observer, Quiet};
 pub use stop::StopHandle;
 
@@ -22,6 +25,7 @@ use crate::db::Connection;
 use crate::error::{Error, Result};
 use crate::ledger::{self, MigrationState, RunStatus};
 use crate::sandbox::{GuestFailure, Metadata, Sandbox};
+use crate::signing::{self, TrustedKeys};
 
 /// Which way a migration runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -74,6 +78,16 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// How long to wait for another host's lock on the migration.
     pub lock_timeout: Duration,
+    /// Run an artifact that carries no manifest, unrestricted.
+    ///
+    /// # Warning
+    ///
+    /// Such an artifact may touch any table (but the ledger's): nothing a
+    /// reviewer saw limits it.
+    pub allow_undeclared: bool,
+    /// Require a valid signature by one of these keys before anything of the
+    /// artifact is compiled or run.
+    pub trusted_keys: Option<TrustedKeys>,
 }
 
 impl Default for RunOptions {
@@ -87,6 +101,8 @@ impl Default for RunOptions {
             max_steps: None,
             dry_run: false,
             lock_timeout: Duration::from_secs(30),
+            allow_undeclared: false,
+            trusted_keys: None,
         }
     }
 }
@@ -176,12 +192,16 @@ impl Runner {
     /// Runs `artifact` in `direction` against the database at `url`,
     /// reporting to `observer` and stopping when `stop` says so.
     ///
-    /// The artifact is read and checked before the database is touched, so a
-    /// bad artifact leaves the database as it was.
+    /// The artifact is checked before the database is touched (its signature
+    /// first, when trusted keys are required, then its manifest and its
+    /// world), so a bad artifact leaves the database as it was.
     ///
     /// # Errors
     ///
-    /// Artifact errors, [`Error::Connect`], refusals ([`Error::NotReversible`],
+    /// Artifact errors, signature errors ([`Error::Unsigned`],
+    /// [`Error::BadSignature`], [`Error::UntrustedSigner`]), manifest errors
+    /// ([`Error::Undeclared`], [`Error::ManifestMismatch`]),
+    /// [`Error::Connect`], refusals ([`Error::NotReversible`],
     /// [`Error::NotApplied`], [`Error::ArtifactMismatch`]), [`Error::Locked`],
     /// [`Error::Ledger`], [`Error::Interrupted`] (resumable), and
     /// [`Error::MigrationFailed`] after the failed step was rolled back and
@@ -195,6 +215,15 @@ impl Runner {
         observer: &mut dyn Observer,
         stop: &StopHandle,
     ) -> Result<Outcome> {
+        let signer = match &options.trusted_keys {
+            Some(trusted) => Some(signing::verify(artifact, trusted)?.key_id),
+            None => None,
+        };
+        if artifact.manifest().is_none() && !options.allow_undeclared {
+            return Err(Error::Undeclared {
+                path: artifact.path().to_path_buf(),
+            });
+        }
         let loaded = self.sandbox.load(artifact)?;
         let mut conn = Connection::connect(url).await?;
         conn.set_statement_timeout(self.sandbox.step_timeout())
@@ -210,9 +239,20 @@ impl Runner {
             .map_err(|failure| Error::DescribeFailed {
                 path: artifact.path().to_path_buf(),
                 reason: match failure {
-                    GuestFailure::Returned(m) | GuestFailure::Trapped(m) => m,
+                    GuestFailure::Returned(m)
+                    | GuestFailure::Trapped(m)
+                    | GuestFailure::Refused(m) => m,
                 },
             })?;
+        if let Some(manifest) = artifact.manifest()
+            && (manifest.name != meta.name || manifest.reversible != meta.reversible)
+        {
+            return Err(Error::ManifestMismatch {
+                path: artifact.path().to_path_buf(),
+                manifest: format!("{} (reversible: {})", manifest.name, manifest.reversible),
+                described: format!("{} (reversible: {})", meta.name, meta.reversible),
+            });
+        }
         if direction == Direction::Down && !meta.reversible {
             return Err(Error::NotReversible { name: meta.name });
         }
@@ -223,6 +263,7 @@ impl Runner {
             direction,
             options,
             step_timeout: self.sandbox.step_timeout(),
+            signer,
         };
         if options.dry_run {
             return run.dry(&mut instance, observer, stop).await;

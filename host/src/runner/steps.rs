@@ -20,6 +20,8 @@ pub(crate) struct Run<'a> {
     pub direction: Direction,
     pub options: &'a RunOptions,
     pub step_timeout: Duration,
+    /// The key id of the verified signature, recorded with the run.
+    pub signer: Option<String>,
 }
 
 /// Why a step did not commit.
@@ -115,6 +117,7 @@ impl Run<'_> {
                 sha256: &self.sha256,
                 direction: self.direction,
                 cursor: cursor.as_deref(),
+                signer: self.signer.as_deref(),
             },
         )
         .await?;
@@ -477,6 +480,7 @@ fn cause(failure: GuestFailure) -> FailureCause {
     match failure {
         GuestFailure::Returned(m) => FailureCause::Guest(m),
         GuestFailure::Trapped(m) => FailureCause::Trap(m),
+        GuestFailure::Refused(m) => FailureCause::Capability(m),
     }
 }
 

@@ -28,7 +28,7 @@ impl db::Host for HostState {
         sql: String,
         params: Vec<types::Value>,
     ) -> wasmtime::Result<Result<types::Rows, types::DbError>> {
-        if let Err(e) = self.admit(&sql, params.len()) {
+        if let Err(e) = self.admit(&sql, params.len())? {
             return Ok(Err(e.into()));
         }
         let params = params.into_iter().map(Value::from).collect::<Vec<_>>();
@@ -47,7 +47,7 @@ impl db::Host for HostState {
         sql: String,
         params: Vec<types::Value>,
     ) -> wasmtime::Result<Result<u64, types::DbError>> {
-        if let Err(e) = self.admit(&sql, params.len()) {
+        if let Err(e) = self.admit(&sql, params.len())? {
             return Ok(Err(e.into()));
         }
         let params = params.into_iter().map(Value::from).collect::<Vec<_>>();
@@ -61,7 +61,7 @@ impl db::Host for HostState {
         param_sets: Vec<Vec<types::Value>>,
     ) -> wasmtime::Result<Result<u64, types::DbError>> {
         let total = param_sets.iter().map(Vec::len).sum();
-        if let Err(e) = self.admit(&sql, total) {
+        if let Err(e) = self.admit(&sql, total)? {
             return Ok(Err(e.into()));
         }
         let param_sets = param_sets
@@ -74,40 +74,52 @@ impl db::Host for HostState {
 }
 
 impl HostState {
-    /// Checks a call against the per-call caps and the SQL policy before it
-    /// reaches the database.
-    fn admit(&mut self, sql: &str, params: usize) -> Result<(), DbError> {
+    /// Checks a call against the per-call caps, the SQL policy and the
+    /// declared capabilities before it reaches the database. A cap or policy
+    /// refusal is an error the guest sees; a capability violation traps.
+    fn admit(&mut self, sql: &str, params: usize) -> wasmtime::Result<Result<(), DbError>> {
+        Ok(self.admit_checked(sql, params)?)
+    }
+
+    fn admit_checked(&mut self, sql: &str, params: usize) -> Result<Result<(), DbError>, HostTrap> {
         let limit = |message: String| DbError {
             code: Some(LIMIT_CODE.into()),
             message,
         };
         if sql.len() > self.calls.max_sql_bytes {
-            return Err(limit(format!(
+            return Ok(Err(limit(format!(
                 "the SQL text is {} bytes, over the per-call limit of {} bytes",
                 sql.len(),
                 self.calls.max_sql_bytes
-            )));
+            ))));
         }
         if params > self.calls.max_params {
-            return Err(limit(format!(
+            return Ok(Err(limit(format!(
                 "the call passes {params} parameter values, over the per-call limit of {}; send smaller batches",
                 self.calls.max_params
-            )));
+            ))));
         }
         // A migration sends the same few statements batch after batch: check
         // each text once. Only admitted texts are remembered, and only so many.
         if self.admitted_sql.contains(sql) {
-            return Ok(());
+            return Ok(Ok(()));
         }
-        policy::check(self.conn.dialect(), sql).map_err(|refusal| DbError {
-            code: Some(REFUSED_CODE.into()),
-            message: refusal.to_string(),
-        })?;
+        if let Err(refusal) = policy::check(self.conn.dialect(), sql) {
+            return Ok(Err(DbError {
+                code: Some(REFUSED_CODE.into()),
+                message: refusal.to_string(),
+            }));
+        }
+        if let Some(capabilities) = &self.capabilities {
+            capabilities
+                .check(self.conn.dialect(), sql)
+                .map_err(HostTrap::Capability)?;
+        }
         if self.admitted_sql.len() >= MAX_ADMITTED_SQL {
             self.admitted_sql.clear();
         }
         self.admitted_sql.insert(sql.to_owned());
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// Runs one database call if a step is running. If the step's deadline

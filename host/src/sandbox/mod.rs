@@ -8,6 +8,7 @@
 //! and panic messages reach the operator.
 
 mod cache;
+pub mod capabilities;
 mod compat;
 mod db_host;
 mod output;
@@ -28,6 +29,7 @@ use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
 pub use cache::ComponentCache;
+pub use capabilities::{CapabilityCheck, Violation};
 pub use output::CapturedOutput;
 pub use state::{HostState, HostTrap, Report};
 
@@ -338,7 +340,26 @@ impl Sandbox {
             WitVersion::V0_2_0 => Pre::V0_2_0(latest::DataMigrationPre::new(pre).map_err(world)?),
             WitVersion::V0_1_0 => Pre::V0_1_0(v0_1_0::DataMigrationPre::new(pre).map_err(world)?),
         };
-        Ok(LoadedMigration { version, pre })
+        if let Some(manifest) = artifact.manifest()
+            && manifest.wit != version.as_str()
+        {
+            return Err(Error::BadManifest {
+                path: artifact.path().to_path_buf(),
+                reason: crate::manifest::ManifestError::Rule(format!(
+                    "says it was built against WIT {} but the component exports dmig:migration@{}",
+                    manifest.wit,
+                    version.as_str()
+                )),
+            });
+        }
+        let capabilities = artifact
+            .manifest()
+            .map(|m| CapabilityCheck::new(&m.capabilities));
+        Ok(LoadedMigration {
+            version,
+            pre,
+            capabilities,
+        })
     }
 
     /// Instantiates a loaded migration in a fresh store that owns `conn`.
@@ -388,6 +409,7 @@ impl Sandbox {
             args,
             report: Report::default(),
             admitted_sql: Default::default(),
+            capabilities: loaded.capabilities.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -480,6 +502,10 @@ impl Sandbox {
 pub struct LoadedMigration {
     version: WitVersion,
     pre: Pre,
+    /// What its statements are checked against; `None` for an artifact
+    /// without a manifest, which runs unrestricted (the runner decides
+    /// whether that is allowed).
+    capabilities: Option<CapabilityCheck>,
 }
 
 impl LoadedMigration {
@@ -524,6 +550,9 @@ pub enum GuestFailure {
     /// The guest trapped; the text says why in one line. The instance must
     /// not be called again.
     Trapped(String),
+    /// The guest sent a statement outside its declared capabilities; the
+    /// host stopped it. The instance must not be called again.
+    Refused(String),
 }
 
 /// One instantiated migration with its store.
@@ -647,7 +676,12 @@ impl Instance {
         let result = match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(message)) => Err(GuestFailure::Returned(message)),
-            Err(trap) => Err(GuestFailure::Trapped(self.explain(&trap))),
+            Err(trap) => match trap.downcast_ref::<HostTrap>() {
+                Some(HostTrap::Capability(violation)) => {
+                    Err(GuestFailure::Refused(violation.to_string()))
+                }
+                _ => Err(GuestFailure::Trapped(self.explain(&trap))),
+            },
         };
         self.log_output();
         result

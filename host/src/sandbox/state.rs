@@ -30,8 +30,11 @@ pub struct HostState {
     pub(crate) args: Vec<(String, String)>,
     /// What the guest reported during the current step.
     pub(crate) report: Report,
-    /// SQL texts that passed the policy (see `db_host`), so each is checked once.
+    /// SQL texts that passed the policy and the capability check (see
+    /// `db_host`), so each is checked once.
     pub(crate) admitted_sql: std::collections::HashSet<String>,
+    /// The artifact's declared capabilities; `None` runs unrestricted.
+    pub(crate) capabilities: Option<super::CapabilityCheck>,
 }
 
 /// What a guest reported through `log` and `progress` during a step.
@@ -67,6 +70,11 @@ pub enum HostTrap {
     /// time ran out.
     #[error("step exceeded {} s (the time ran out inside a database call)", timeout.as_secs_f64())]
     StepTimeoutInHostCall { timeout: Duration },
+    /// The guest sent a statement outside its declared capabilities. A trap,
+    /// not an error the guest could swallow: a misdeclared artifact must
+    /// fail loudly rather than silently skip a write.
+    #[error("{0}")]
+    Capability(super::Violation),
 }
 
 /// Enforces the sandbox's memory and table limits with errors that say which

@@ -4,14 +4,13 @@
 //! `--arg sleep_ms=N` makes each step wait after its writes, so a test can
 //! signal the host in the middle of a step.
 
-use dmig_guest::{Error, Metadata, Migration, Result, Step, args, db, log, params, progress};
+use dmig_guest::{Error, Manifest, Migration, Result, Step, args, db, log, params, progress};
 
 struct Counter;
 
 impl Migration for Counter {
-    fn describe() -> Metadata {
-        Metadata::new("counter", "Adds 1 to every counter, exactly once")
-    }
+    const MANIFEST: Manifest = Manifest::new("counter", "Adds 1 to every counter, exactly once")
+        .writes(&["counters", "counter_batches"]);
 
     fn up(cursor: Option<&str>) -> Result<Step> {
         let size: i64 = args::parse_or("batch_size", 500)?;

@@ -1,14 +1,13 @@
 //! Test guest: marks `items` rows done in batches of 10 and fails in its third
 //! step *after* writing, so the host must roll that step back.
 
-use dmig_guest::{Error, Metadata, Migration, Result, Step, db, params};
+use dmig_guest::{Error, Manifest, Migration, Result, Step, db, params};
 
 struct FailThirdStep;
 
 impl Migration for FailThirdStep {
-    fn describe() -> Metadata {
-        Metadata::new("fail-third-step", "Fails on purpose in its third step")
-    }
+    const MANIFEST: Manifest =
+        Manifest::new("fail-third-step", "Fails on purpose in its third step").writes(&["items"]);
 
     fn up(cursor: Option<&str>) -> Result<Step> {
         let step: i64 = cursor.map_or(Ok(0), str::parse).map_err(Error::msg)?;

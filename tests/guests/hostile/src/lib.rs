@@ -5,14 +5,15 @@
 use std::hint::black_box;
 use std::io::Read;
 
-use dmig_guest::{Error, Metadata, Migration, Result, Step, Value, db, input, params};
+use dmig_guest::{Error, Manifest, Migration, Result, Step, Value, db, input, params};
 
 struct Hostile;
 
 impl Migration for Hostile {
-    fn describe() -> Metadata {
-        Metadata::new("hostile", "Attempts the attack named in the attack table")
-    }
+    const MANIFEST: Manifest =
+        Manifest::new("hostile", "Attempts the attack named in the attack table")
+            .reads(&["attack"])
+            .writes(&["progress", "imported"]);
 
     fn up(cursor: Option<&str>) -> Result<Step> {
         if cursor.is_none() {

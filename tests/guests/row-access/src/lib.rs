@@ -3,7 +3,7 @@
 //! a NULL read as non-optional, and an index out of range, so the test can
 //! check the exact text an author would see.
 
-use dmig_guest::{Error, Metadata, Migration, Result, Step, db, params};
+use dmig_guest::{Error, Manifest, Migration, Result, Step, db, params};
 
 struct RowAccess;
 
@@ -16,9 +16,8 @@ fn check(ok: bool, what: &str) -> Result<()> {
 }
 
 impl Migration for RowAccess {
-    fn describe() -> Metadata {
-        Metadata::new("row-access", "Exercises typed row access")
-    }
+    const MANIFEST: Manifest =
+        Manifest::new("row-access", "Exercises typed row access").reads(&["no_such_table"]);
 
     fn up(_cursor: Option<&str>) -> Result<Step> {
         let rows = db::query(
