@@ -43,6 +43,7 @@
 extern crate self as dmig_guest;
 
 pub mod args;
+mod batch;
 pub mod db;
 mod error;
 pub mod input;
@@ -52,6 +53,7 @@ pub mod progress;
 mod rows;
 mod value;
 
+pub use batch::{Batch, KeyType, Keyset};
 pub use error::{Error, Result};
 pub use migration::{Metadata, Migration, Step};
 pub use rows::{ColumnIndex, Row, Rows};

@@ -45,6 +45,8 @@ pub enum ExitCode {
     CoreModule = 13,
     /// The artifact is a component, but not of the `dmig:migration` world.
     WrongWorld = 14,
+    /// `dmig-host new` could not write the new migration's files.
+    CannotWrite = 15,
     /// A bug in dmig-host itself.
     Internal = 70,
 }
@@ -181,6 +183,25 @@ pub enum Error {
     /// The guest trapped outside a step (in `describe`).
     #[error("migration in {} failed while describing itself: {reason}", path.display())]
     DescribeFailed { path: PathBuf, reason: String },
+    /// `dmig-host new` was given a name that cannot name a migration.
+    #[error("invalid migration name {name:?}: {reason} (use lowercase letters, digits, - and _, starting with a letter, e.g. backfill_user_slugs)")]
+    BadMigrationName { name: String, reason: String },
+    /// `--define` named a placeholder the template does not declare.
+    #[error("unknown template placeholder {key} in --define (the template declares: {known})")]
+    BadDefine { key: String, known: String },
+    /// The directory `dmig-host new` would create exists already.
+    #[error("{} already exists; dmig-host new never overwrites (pick another name or --dir)", path.display())]
+    ScaffoldExists { path: PathBuf },
+    /// Writing the new migration's files failed; nothing was left behind.
+    #[error("cannot write {}: {source} (check that the directory is writable; nothing was created)", path.display())]
+    ScaffoldWrite {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The built-in template cannot be rendered: a bug in dmig-host.
+    #[error("the migration template's {file} cannot be rendered: {reason}")]
+    Template { file: String, reason: String },
     /// Wasmtime could not be set up; a bug or an unsupported platform.
     #[error("sandbox setup failed: {0}")]
     Sandbox(String),
@@ -197,7 +218,11 @@ impl Error {
             Error::WrongWorld { .. } => ExitCode::WrongWorld,
             Error::MissingDatabaseUrl
             | Error::UnsupportedDatabase { .. }
-            | Error::BadInput { .. } => ExitCode::Usage,
+            | Error::BadInput { .. }
+            | Error::BadMigrationName { .. }
+            | Error::BadDefine { .. } => ExitCode::Usage,
+            Error::ScaffoldWrite { .. } => ExitCode::CannotWrite,
+            Error::ScaffoldExists { .. } => ExitCode::Refused,
             Error::Connect { .. } | Error::Ledger { .. } => ExitCode::Database,
             Error::MigrationFailed {
                 cause: FailureCause::Trap(_),
@@ -211,7 +236,7 @@ impl Error {
             Error::NotReversible { .. }
             | Error::NotApplied { .. }
             | Error::ArtifactMismatch { .. } => ExitCode::Refused,
-            Error::Sandbox(_) => ExitCode::Internal,
+            Error::Sandbox(_) | Error::Template { .. } => ExitCode::Internal,
         }
     }
 }
