@@ -98,10 +98,7 @@ fn normalize_email_addresses_cannot_be_reverted() {
     let run = dmig(DMIG, dir.path(), &["down", path, "-D", &url]).expect_code(4);
     assert!(run.stderr.contains("is not reversible"), "{}", run.stderr);
     let emails: Vec<(String,)> = db.rows("SELECT email FROM users ORDER BY id");
-    assert_eq!(
-        emails,
-        [("a@x.org".to_owned(),), ("a@x.org ".to_owned(),)]
-    );
+    assert_eq!(emails, [("a@x.org".to_owned(),), ("a@x.org ".to_owned(),)]);
 }
 
 #[test]
@@ -127,7 +124,15 @@ fn archive_old_orders_takes_its_cutoff_as_an_argument() {
     dmig(
         DMIG,
         dir.path(),
-        &["run", path, "-D", &url, "--arg", "before=2025-01-01", "--restart"],
+        &[
+            "run",
+            path,
+            "-D",
+            &url,
+            "--arg",
+            "before=2025-01-01",
+            "--restart",
+        ],
     )
     .expect_code(0);
     let archived: Vec<(i64,)> = db.rows("SELECT id FROM archived_orders");
@@ -151,5 +156,8 @@ fn split_metadata_json_round_trips() {
     assert_eq!(row, [("{}".to_owned(), "red".to_owned(), 5)]);
     dmig(DMIG, dir.path(), &["down", path, "-D", &url]).expect_code(0);
     let row: Vec<(String,)> = db.rows("SELECT metadata FROM products WHERE color IS NULL");
-    assert_eq!(row, [("{\"color\":\"red\",\"weight_grams\":5}".to_owned(),)]);
+    assert_eq!(
+        row,
+        [("{\"color\":\"red\",\"weight_grams\":5}".to_owned(),)]
+    );
 }

@@ -12,7 +12,10 @@ use dmig_tests::{TestDir, dmig};
 const DMIG: &str = env!("CARGO_BIN_EXE_dmig-host-under-test");
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The workspace's target directory: this test runs from `<target>/debug/deps`.
@@ -51,10 +54,21 @@ fn build(crate_dir: &Path) -> PathBuf {
     let target = target_dir().join("guests");
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(crate_dir)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--offline"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--offline",
+        ])
         .arg("--target-dir")
         .arg(&target);
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+    ] {
         cmd.env_remove(var);
     }
     let out = cmd.output().unwrap();
@@ -119,12 +133,22 @@ fn new_renders_a_crate_that_builds_and_runs_and_matches_cargo_generate() {
         stamp.len() == 14 && stamp.bytes().all(|b| b.is_ascii_digit()),
         "{name}"
     );
-    assert!(out.stdout.contains(&created.display().to_string()), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&created.display().to_string()),
+        "{}",
+        out.stdout
+    );
     let rendered = files(created);
     let names: Vec<&str> = rendered.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        [".gitignore", "Cargo.toml", "README.md", "src/lib.rs", "tests/migration.rs"]
+        [
+            ".gitignore",
+            "Cargo.toml",
+            "README.md",
+            "src/lib.rs",
+            "tests/migration.rs"
+        ]
     );
     assert!(rendered.iter().all(|(_, text)| !text.contains("{{")));
 
@@ -139,7 +163,10 @@ fn new_renders_a_crate_that_builds_and_runs_and_matches_cargo_generate() {
     if has_cargo_generate {
         let other = dir.path().join("cargo-generate");
         std::fs::create_dir(&other).unwrap();
-        let guest = format!("dmig_guest={{ path = {:?} }}", repo.join("guest-sdk").display().to_string());
+        let guest = format!(
+            "dmig_guest={{ path = {:?} }}",
+            repo.join("guest-sdk").display().to_string()
+        );
         let host = format!(
             "dmig_host={{ path = {:?}, features = [\"harness\"] }}",
             repo.join("host").display().to_string()
@@ -147,7 +174,14 @@ fn new_renders_a_crate_that_builds_and_runs_and_matches_cargo_generate() {
         let out = Command::new("cargo")
             .args(["generate", "--path"])
             .arg(repo.join("templates/migration"))
-            .args(["--name", "backfill_user_slugs", "--silent", "--vcs", "none", "--destination"])
+            .args([
+                "--name",
+                "backfill_user_slugs",
+                "--silent",
+                "--vcs",
+                "none",
+                "--destination",
+            ])
             .arg(&other)
             .args(["--define", &guest, "--define", &host])
             .output()
@@ -182,7 +216,9 @@ fn new_renders_a_crate_that_builds_and_runs_and_matches_cargo_generate() {
             String::from_utf8_lossy(&out.stderr)
         );
     } else {
-        println!("skipped the rendered crate's own cargo test: set DMIG_TEST_TEMPLATE_CARGO_TEST=1");
+        println!(
+            "skipped the rendered crate's own cargo test: set DMIG_TEST_TEMPLATE_CARGO_TEST=1"
+        );
     }
 }
 
@@ -194,7 +230,9 @@ fn new_refuses_bad_input_and_leaves_nothing_behind() {
 
     let out = dmig(DMIG, dir.path(), &["new", "Bad Name", "--dir", root_arg]).expect_code(2);
     assert!(
-        out.stderr.starts_with("error: invalid migration name \"Bad Name\": it must start with a lowercase letter"),
+        out.stderr.starts_with(
+            "error: invalid migration name \"Bad Name\": it must start with a lowercase letter"
+        ),
         "{}",
         out.stderr
     );
@@ -220,12 +258,26 @@ fn new_refuses_bad_input_and_leaves_nothing_behind() {
         std::fs::create_dir_all(root.join(format!("{stamp}_taken"))).unwrap();
     }
     let out = dmig(DMIG, dir.path(), &["new", "taken", "--dir", root_arg]).expect_code(4);
-    assert!(out.stderr.contains("already exists; dmig-host new never overwrites"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("already exists; dmig-host new never overwrites"),
+        "{}",
+        out.stderr
+    );
 
     // A --dir that cannot be created (under a regular file).
     let file = dir.write("a-file", b"x");
     let under = file.join("sub");
-    let out = dmig(DMIG, dir.path(), &["new", "ok", "--dir", under.to_str().unwrap()]).expect_code(15);
-    assert!(out.stderr.starts_with("error: cannot write"), "{}", out.stderr);
+    let out = dmig(
+        DMIG,
+        dir.path(),
+        &["new", "ok", "--dir", under.to_str().unwrap()],
+    )
+    .expect_code(15);
+    assert!(
+        out.stderr.starts_with("error: cannot write"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
 }

@@ -134,7 +134,12 @@ impl Keyset {
         };
         let rows = db::query(&sql, &params)?;
         rows.get(0)
-            .ok_or_else(|| Error::msg(format!("counting the rows of {} returned nothing", self.table)))?
+            .ok_or_else(|| {
+                Error::msg(format!(
+                    "counting the rows of {} returned nothing",
+                    self.table
+                ))
+            })?
             .get("n")
     }
 
@@ -262,7 +267,10 @@ mod tests {
             "{error}"
         );
         assert_eq!(
-            Keyset::new("t", "code").text_key().parse_cursor("x").unwrap(),
+            Keyset::new("t", "code")
+                .text_key()
+                .parse_cursor("x")
+                .unwrap(),
             Value::Text("x".into())
         );
     }

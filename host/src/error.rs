@@ -184,7 +184,9 @@ pub enum Error {
     #[error("migration in {} failed while describing itself: {reason}", path.display())]
     DescribeFailed { path: PathBuf, reason: String },
     /// `dmig-host new` was given a name that cannot name a migration.
-    #[error("invalid migration name {name:?}: {reason} (use lowercase letters, digits, - and _, starting with a letter, e.g. backfill_user_slugs)")]
+    #[error(
+        "invalid migration name {name:?}: {reason} (use lowercase letters, digits, - and _, starting with a letter, e.g. backfill_user_slugs)"
+    )]
     BadMigrationName { name: String, reason: String },
     /// `--define` named a placeholder the template does not declare.
     #[error("unknown template placeholder {key} in --define (the template declares: {known})")]

@@ -234,9 +234,7 @@ fn substitute(text: &str, vars: &BTreeMap<String, String>) -> std::result::Resul
     while let Some(open) = rest.find("{{") {
         out.push_str(&rest[..open]);
         let after = &rest[open + 2..];
-        let close = after
-            .find("}}")
-            .ok_or("has a {{ without a matching }}")?;
+        let close = after.find("}}").ok_or("has a {{ without a matching }}")?;
         let var = after[..close].trim();
         let value = vars.get(var).ok_or_else(|| {
             format!("uses {{{{ {var} }}}}, which is neither a built-in nor a declared placeholder")
@@ -272,7 +270,10 @@ mod tests {
         on_disk.sort();
         let mut listed: Vec<_> = TEMPLATE_FILES.iter().map(|(p, _)| p.to_string()).collect();
         listed.sort();
-        assert_eq!(on_disk, listed, "list every template file in TEMPLATE_FILES");
+        assert_eq!(
+            on_disk, listed,
+            "list every template file in TEMPLATE_FILES"
+        );
     }
 
     #[test]
@@ -291,8 +292,14 @@ mod tests {
         };
         assert!(files.iter().all(|(p, _)| p != Path::new(CONFIG)));
         let manifest = file("Cargo.toml");
-        assert!(manifest.contains("name = \"backfill-user-slugs\""), "{manifest}");
-        assert!(manifest.contains("dmig-guest = { path = \"/x\" }"), "{manifest}");
+        assert!(
+            manifest.contains("name = \"backfill-user-slugs\""),
+            "{manifest}"
+        );
+        assert!(
+            manifest.contains("dmig-guest = { path = \"/x\" }"),
+            "{manifest}"
+        );
         assert!(
             manifest.contains("dmig-host = { version = \"0.1\", features = [\"harness\"] }"),
             "{manifest}"

@@ -11,7 +11,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use dmig_guest::{Error, Keyset, Metadata, Migration, Result, Row, Step, Value, args, db, log, params, progress};
+use dmig_guest::{
+    Error, Keyset, Metadata, Migration, Result, Row, Step, Value, args, db, log, params, progress,
+};
 use serde_json::{Map, Value as Json};
 
 const DEFAULT_BATCH_SIZE: u64 = 200;
@@ -59,7 +61,10 @@ impl Migration for ArchiveOldOrders {
             &ids,
         )?;
         for item in rows.iter() {
-            items.entry(item.get("order_id")?).or_default().push(item_json(&item)?);
+            items
+                .entry(item.get("order_id")?)
+                .or_default()
+                .push(item_json(&item)?);
         }
         let archived: HashSet<i64> = db::query(
             &format!("SELECT id FROM archived_orders WHERE id IN ({list})"),
@@ -73,7 +78,9 @@ impl Migration for ArchiveOldOrders {
         for order in batch.rows() {
             let id: i64 = order.get("id")?;
             if archived.contains(&id) {
-                log::warn(format!("order {id} is already in archived_orders; removed from orders only"));
+                log::warn(format!(
+                    "order {id} is already in archived_orders; removed from orders only"
+                ));
                 continue;
             }
             let order_items = Json::Array(items.remove(&id).unwrap_or_default()).to_string();
@@ -90,7 +97,10 @@ impl Migration for ArchiveOldOrders {
             "INSERT INTO archived_orders (id, customer_id, status, total_cents, created_at, items) VALUES (?, ?, ?, ?, ?, ?)",
             &inserts,
         )?;
-        db::execute(&format!("DELETE FROM order_items WHERE order_id IN ({list})"), &ids)?;
+        db::execute(
+            &format!("DELETE FROM order_items WHERE order_id IN ({list})"),
+            &ids,
+        )?;
         db::execute(&format!("DELETE FROM orders WHERE id IN ({list})"), &ids)?;
         batch.step()
     }
@@ -128,7 +138,9 @@ impl Migration for ArchiveOldOrders {
             ]);
             let text: String = archived.get("items")?;
             let parsed: Vec<Map<String, Json>> = serde_json::from_str(&text).map_err(|e| {
-                Error::msg(format!("archived order {id} has unreadable items JSON: {e}"))
+                Error::msg(format!(
+                    "archived order {id} has unreadable items JSON: {e}"
+                ))
             })?;
             for item in parsed {
                 items.push(
@@ -149,7 +161,10 @@ impl Migration for ArchiveOldOrders {
         )?;
         if !ids.is_empty() {
             db::execute(
-                &format!("DELETE FROM archived_orders WHERE id IN ({})", placeholders(ids.len())),
+                &format!(
+                    "DELETE FROM archived_orders WHERE id IN ({})",
+                    placeholders(ids.len())
+                ),
                 &ids,
             )?;
         }
@@ -176,8 +191,15 @@ pub fn is_date(text: &str) -> bool {
     let [y, m, d] = parts.as_slice() else {
         return false;
     };
-    let number = |s: &str, len: usize| (s.len() == len && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse::<u32>().ok()).flatten();
-    matches!((number(y, 4), number(m, 2), number(d, 2)), (Some(_), Some(1..=12), Some(1..=31)))
+    let number = |s: &str, len: usize| {
+        (s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u32>().ok())
+            .flatten()
+    };
+    matches!(
+        (number(y, 4), number(m, 2), number(d, 2)),
+        (Some(_), Some(1..=12), Some(1..=31))
+    )
 }
 
 fn item_json(item: &Row<'_>) -> Result<Json> {
@@ -190,7 +212,9 @@ fn item_json(item: &Row<'_>) -> Result<Json> {
             Value::Float(f) => Json::from(f),
             Value::Text(t) => Json::String(t),
             Value::Blob(_) => {
-                return Err(Error::msg(format!("order_items.{column} is binary, which the archive cannot hold")));
+                return Err(Error::msg(format!(
+                    "order_items.{column} is binary, which the archive cannot hold"
+                )));
             }
         };
         object.insert(column.to_owned(), value);
@@ -204,7 +228,10 @@ fn json_value(json: &Json) -> Result<Value> {
         Json::Bool(b) => Value::Boolean(*b),
         Json::Number(n) => match n.as_i64() {
             Some(i) => Value::Int(i),
-            None => Value::Float(n.as_f64().ok_or_else(|| Error::msg(format!("number {n} does not fit")))?),
+            None => Value::Float(
+                n.as_f64()
+                    .ok_or_else(|| Error::msg(format!("number {n} does not fit")))?,
+            ),
         },
         Json::String(s) => Value::Text(s.clone()),
         other => return Err(Error::msg(format!("unexpected {other} in archived items"))),
@@ -228,7 +255,14 @@ mod tests {
     #[test]
     fn dates() {
         assert!(super::is_date("2024-01-31"));
-        for bad in ["2024-13-01", "2024-1-01", "24-01-01", "yesterday", "2024-01-01T00:00", ""] {
+        for bad in [
+            "2024-13-01",
+            "2024-1-01",
+            "24-01-01",
+            "yesterday",
+            "2024-01-01T00:00",
+            "",
+        ] {
             assert!(!super::is_date(bad), "{bad}");
         }
     }

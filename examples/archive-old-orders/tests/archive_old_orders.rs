@@ -80,7 +80,8 @@ fn moves_old_orders_with_items_and_restores_them_exactly(db: TestDatabase) {
     assert_eq!(orders(&db), all_orders);
     assert_eq!(items(&db), all_items);
     assert_eq!(
-        db.scalar::<i64>("SELECT count(*) FROM archived_orders").unwrap(),
+        db.scalar::<i64>("SELECT count(*) FROM archived_orders")
+            .unwrap(),
         0
     );
 }
@@ -98,7 +99,8 @@ fn a_forced_rerun_with_a_later_date_moves_only_the_rest(db: TestDatabase) {
     assert_eq!(run.outcome.rows, 1);
     assert_eq!(orders(&db).iter().map(|o| o.0).collect::<Vec<_>>(), [4]);
     assert_eq!(
-        db.scalar::<i64>("SELECT count(*) FROM archived_orders").unwrap(),
+        db.scalar::<i64>("SELECT count(*) FROM archived_orders")
+            .unwrap(),
         4
     );
 }
@@ -126,7 +128,8 @@ fn a_missing_or_bad_date_is_refused_and_changes_nothing(db: TestDatabase) {
         assert!(error.to_string().contains(message), "{error}");
         assert_eq!(orders(&db).len(), 5);
         assert_eq!(
-            db.scalar::<i64>("SELECT count(*) FROM archived_orders").unwrap(),
+            db.scalar::<i64>("SELECT count(*) FROM archived_orders")
+                .unwrap(),
             0
         );
     }

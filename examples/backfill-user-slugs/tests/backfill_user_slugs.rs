@@ -43,11 +43,17 @@ fn slugs_are_unique_even_for_equal_names(db: TestDatabase) {
             (7, s("ada-lovelace-7")),
         ]
     );
-    assert!(migration.up(&db).unwrap().record.is_none(), "applied: no-op");
+    assert!(
+        migration.up(&db).unwrap().record.is_none(),
+        "applied: no-op"
+    );
 
     migration.down(&db).unwrap();
     assert_eq!(
-        slugs(&db).into_iter().filter(|(_, s)| s.is_some()).collect::<Vec<_>>(),
+        slugs(&db)
+            .into_iter()
+            .filter(|(_, s)| s.is_some())
+            .collect::<Vec<_>>(),
         [(6, s("hand-set"))]
     );
 }
@@ -60,9 +66,13 @@ fn an_interrupted_run_resumes_where_it_stopped(db: TestDatabase) {
     else {
         panic!("max_steps should interrupt the run");
     };
-    assert!(matches!(error, dmig_host::Error::Interrupted { .. }), "{error}");
+    assert!(
+        matches!(error, dmig_host::Error::Interrupted { .. }),
+        "{error}"
+    );
     assert_eq!(
-        db.scalar::<i64>("SELECT count(*) FROM users WHERE slug IS NULL").unwrap(),
+        db.scalar::<i64>("SELECT count(*) FROM users WHERE slug IS NULL")
+            .unwrap(),
         4
     );
     let run = migration.on(&db).arg("batch_size", 2).up().unwrap();

@@ -20,7 +20,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use dmig_guest::{Error, Keyset, Metadata, Migration, Result, Step, Value, args, db, input, log, params, progress};
+use dmig_guest::{
+    Error, Keyset, Metadata, Migration, Result, Step, Value, args, db, input, log, params, progress,
+};
 
 /// The granted input's name.
 const INPUT: &str = "users.csv";
@@ -69,14 +71,19 @@ impl Migration for ImportLegacyUsers {
         }
         let processed = records.len() as u64;
         let (imported, malformed) = import(records)?;
-        log::debug(format!("imported {imported} users, {malformed} malformed rows"));
+        log::debug(format!(
+            "imported {imported} users, {malformed} malformed rows"
+        ));
 
         let next = reader.position();
         if processed < size {
             summarize()?;
             return Ok(Step::done(processed));
         }
-        Ok(Step::next(format!("{}:{}", next.byte(), next.line()), processed))
+        Ok(Step::next(
+            format!("{}:{}", next.byte(), next.line()),
+            processed,
+        ))
     }
 
     fn down(cursor: Option<&str>) -> Result<Step> {
@@ -96,7 +103,10 @@ impl Migration for ImportLegacyUsers {
             .collect::<Result<_>>()?;
         if !ids.is_empty() {
             let list = placeholders(ids.len());
-            db::execute(&format!("DELETE FROM profiles WHERE user_id IN ({list})"), &ids)?;
+            db::execute(
+                &format!("DELETE FROM profiles WHERE user_id IN ({list})"),
+                &ids,
+            )?;
             db::execute(&format!("DELETE FROM users WHERE id IN ({list})"), &ids)?;
         }
         batch.step()
@@ -304,7 +314,10 @@ fn record_errors(mut malformed: Vec<Malformed>) -> Result<usize> {
     if malformed.is_empty() {
         return Ok(0);
     }
-    let lines: Vec<Value> = malformed.iter().map(|m| Value::from(m.line as i64)).collect();
+    let lines: Vec<Value> = malformed
+        .iter()
+        .map(|m| Value::from(m.line as i64))
+        .collect();
     let recorded: HashSet<i64> = db::query(
         &format!(
             "SELECT line FROM legacy_import_errors WHERE line IN ({})",
@@ -376,7 +389,9 @@ fn csv_error(e: csv::Error) -> Error {
 
 /// The record as one CSV line, quoted where needed.
 fn to_csv(record: &csv::StringRecord) -> String {
-    let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(Vec::new());
+    let mut writer = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(Vec::new());
     let _ = writer.write_record(record);
     let bytes = writer.into_inner().unwrap_or_default();
     String::from_utf8_lossy(&bytes).trim_end().to_owned()
@@ -400,23 +415,50 @@ mod tests {
 
     #[test]
     fn emails_are_normalized_or_refused() {
-        assert_eq!(normalize_email("  Ada@Example.COM "), Some("ada@example.com".into()));
-        for bad in ["", "ada", "@example.com", "ada@example", "a b@example.com", "a@b@c.com", "ada@.com"] {
+        assert_eq!(
+            normalize_email("  Ada@Example.COM "),
+            Some("ada@example.com".into())
+        );
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@example",
+            "a b@example.com",
+            "a@b@c.com",
+            "ada@.com",
+        ] {
             assert_eq!(normalize_email(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn rows_are_checked_field_by_field() {
-        let columns = Columns::find(&csv::StringRecord::from(vec!["email", "legacy_id", "name"])).unwrap();
+        let columns =
+            Columns::find(&csv::StringRecord::from(vec!["email", "legacy_id", "name"])).unwrap();
         let row = |fields: Vec<&str>| columns.parse(7, &csv::StringRecord::from(fields));
         assert_eq!(
             row(vec![" Ada@X.org", "3", " Ada "]).unwrap(),
-            Legacy { line: 7, legacy_id: 3, email: "ada@x.org".into(), name: "Ada".into(), phone: None }
+            Legacy {
+                line: 7,
+                legacy_id: 3,
+                email: "ada@x.org".into(),
+                name: "Ada".into(),
+                phone: None
+            }
         );
-        assert_eq!(row(vec!["a@x.org", "x", "A"]).unwrap_err().reason, "legacy_id \"x\" is not an integer");
-        assert_eq!(row(vec!["a@x.org", "1"]).unwrap_err().reason, "expected 3 fields, found 2");
-        assert_eq!(row(vec!["a@x.org", "1", " "]).unwrap_err().reason, "name is empty");
+        assert_eq!(
+            row(vec!["a@x.org", "x", "A"]).unwrap_err().reason,
+            "legacy_id \"x\" is not an integer"
+        );
+        assert_eq!(
+            row(vec!["a@x.org", "1"]).unwrap_err().reason,
+            "expected 3 fields, found 2"
+        );
+        assert_eq!(
+            row(vec!["a@x.org", "1", " "]).unwrap_err().reason,
+            "name is empty"
+        );
         assert_eq!(row(vec!["nope", "1", "A"]).unwrap_err().content, "nope,1,A");
         assert!(Columns::find(&csv::StringRecord::from(vec!["id", "email"])).is_err());
     }

@@ -72,18 +72,54 @@ fn imports_valid_rows_and_records_malformed_ones(db: TestDatabase) {
     assert_eq!(
         imported(&db),
         [
-            (101, s("ada@example.com"), s("Ada Lovelace"), s("Ada Lovelace"), Some(s("+44 1"))),
-            (102, s("grace@example.com"), s("Grace Hopper"), s("Grace Hopper"), None),
-            (105, s("quoted@example.com"), s("Lovelace, Ada"), s("Lovelace, Ada"), None),
-            (108, s("emile@example.com"), s("Émile Zola"), s("Émile Zola"), Some(s("+33 2"))),
-            (110, s("last@example.com"), s("Last One"), s("Last One"), None),
+            (
+                101,
+                s("ada@example.com"),
+                s("Ada Lovelace"),
+                s("Ada Lovelace"),
+                Some(s("+44 1"))
+            ),
+            (
+                102,
+                s("grace@example.com"),
+                s("Grace Hopper"),
+                s("Grace Hopper"),
+                None
+            ),
+            (
+                105,
+                s("quoted@example.com"),
+                s("Lovelace, Ada"),
+                s("Lovelace, Ada"),
+                None
+            ),
+            (
+                108,
+                s("emile@example.com"),
+                s("Émile Zola"),
+                s("Émile Zola"),
+                Some(s("+33 2"))
+            ),
+            (
+                110,
+                s("last@example.com"),
+                s("Last One"),
+                s("Last One"),
+                None
+            ),
         ]
     );
     let expected = [
         (4, s("legacy_id \"oops\" is not an integer")),
         (5, s("email \"not-an-email\" is not an address")),
-        (7, s("email taken@example.com already belongs to another user")),
-        (8, s("email ada@example.com already belongs to legacy user 101")),
+        (
+            7,
+            s("email taken@example.com already belongs to another user"),
+        ),
+        (
+            8,
+            s("email ada@example.com already belongs to legacy user 101"),
+        ),
         (10, s("expected 4 fields, found 5")),
     ];
     assert_eq!(errors(&db), expected);
@@ -177,7 +213,10 @@ fn down_removes_the_import(db: TestDatabase) {
     migration.on(&db).arg("batch_size", 2).down().unwrap();
     assert!(imported(&db).is_empty());
     assert!(errors(&db).is_empty());
-    assert_eq!(db.scalar::<i64>("SELECT count(*) FROM profiles").unwrap(), 0);
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM profiles").unwrap(),
+        0
+    );
     assert_eq!(
         db.column::<String>("SELECT email FROM users").unwrap(),
         ["taken@example.com"]

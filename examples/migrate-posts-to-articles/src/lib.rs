@@ -19,7 +19,9 @@
 
 use std::collections::HashSet;
 
-use dmig_guest::{Error, Keyset, Metadata, Migration, Result, Step, Value, args, db, log, params, progress};
+use dmig_guest::{
+    Error, Keyset, Metadata, Migration, Result, Step, Value, args, db, log, params, progress,
+};
 
 const DEFAULT_BATCH_SIZE: u64 = 200;
 
@@ -47,7 +49,10 @@ impl Migration for MigratePostsToArticles {
         let Some(last) = batch.last_key()? else {
             return batch.step();
         };
-        let (low, high) = (lower_bound(cursor)?, last.parse::<i64>().map_err(Error::msg)?);
+        let (low, high) = (
+            lower_bound(cursor)?,
+            last.parse::<i64>().map_err(Error::msg)?,
+        );
 
         // Articles: one per post not copied before.
         let copied: HashSet<i64> = db::query(

@@ -91,7 +91,12 @@ fn moves_posts_with_comments_and_tags_and_maps_statuses(db: TestDatabase) {
     );
     assert_eq!(
         tags(&db),
-        [(1, s("rust")), (1, s("sql")), (3, s("wasm")), (7, s("rust"))]
+        [
+            (1, s("rust")),
+            (1, s("sql")),
+            (3, s("wasm")),
+            (7, s("rust"))
+        ]
     );
     // The native article is untouched.
     assert_eq!(
@@ -189,7 +194,9 @@ fn a_bad_batch_size_is_refused(db: TestDatabase) {
     match migration().on(&db).arg("batch_size", "lots").up() {
         Err(HarnessError::Run { error, record, .. }) => {
             assert!(
-                error.to_string().contains("argument batch_size=lots is invalid"),
+                error
+                    .to_string()
+                    .contains("argument batch_size=lots is invalid"),
                 "{error}"
             );
             assert_eq!(record.unwrap().status.to_string(), "failed");

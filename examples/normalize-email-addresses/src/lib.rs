@@ -14,7 +14,9 @@
 
 use std::collections::HashMap;
 
-use dmig_guest::{Error, Keyset, Metadata, Migration, Result, Step, Value, args, db, log, params, progress};
+use dmig_guest::{
+    Error, Keyset, Metadata, Migration, Result, Step, Value, args, db, log, params, progress,
+};
 
 const DEFAULT_BATCH_SIZE: u64 = 500;
 
@@ -53,7 +55,12 @@ impl Migration for NormalizeEmailAddresses {
         if !changes.is_empty() {
             let wanted: Vec<Value> = changes.iter().map(|(_, n, _)| Value::from(n)).collect();
             let list = vec!["?"; wanted.len()].join(", ");
-            for row in db::query(&format!("SELECT id, email FROM users WHERE email IN ({list})"), &wanted)?.iter() {
+            for row in db::query(
+                &format!("SELECT id, email FROM users WHERE email IN ({list})"),
+                &wanted,
+            )?
+            .iter()
+            {
                 holders.insert(row.get("email")?, row.get("id")?);
             }
         }

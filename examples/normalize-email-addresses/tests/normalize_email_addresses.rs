@@ -75,7 +75,10 @@ fn down_is_refused(db: TestDatabase) {
     let Err(HarnessError::Run { error, .. }) = migration.down(&db) else {
         panic!("down should be refused");
     };
-    assert!(matches!(error, dmig_host::Error::NotReversible { .. }), "{error}");
+    assert!(
+        matches!(error, dmig_host::Error::NotReversible { .. }),
+        "{error}"
+    );
     assert_eq!(emails(&db), expected());
 }
 

@@ -11,7 +11,9 @@
 //! one if metadata is NULL) and sets the columns to NULL. The JSON comes back
 //! equal as JSON, not byte for byte: keys are written in sorted order.
 
-use dmig_guest::{Error, Keyset, Metadata, Migration, Result, Step, Value, args, db, log, params, progress};
+use dmig_guest::{
+    Error, Keyset, Metadata, Migration, Result, Step, Value, args, db, log, params, progress,
+};
 use serde_json::{Map, Value as Json};
 
 const DEFAULT_BATCH_SIZE: u64 = 500;
@@ -41,7 +43,9 @@ impl Migration for SplitMetadataJson {
             let id: i64 = product.get("id")?;
             let text: String = product.get("metadata")?;
             let Ok(Json::Object(mut metadata)) = serde_json::from_str::<Json>(&text) else {
-                log::warn(format!("product {id}: metadata is not a JSON object; left as it is"));
+                log::warn(format!(
+                    "product {id}: metadata is not a JSON object; left as it is"
+                ));
                 continue;
             };
             let color = take_text(&mut metadata, id, "color");
@@ -53,7 +57,9 @@ impl Migration for SplitMetadataJson {
                     w
                 }
                 Some(other) => {
-                    log::warn(format!("product {id}: weight_grams {other} is not an integer; left in metadata"));
+                    log::warn(format!(
+                        "product {id}: weight_grams {other} is not an integer; left in metadata"
+                    ));
                     None
                 }
                 None => None,
@@ -65,7 +71,10 @@ impl Migration for SplitMetadataJson {
                 Json::Object(metadata).to_string(),
                 color.map_or_else(|| product.get::<Value>("color"), |c| Ok(Value::from(c)))?,
                 size.map_or_else(|| product.get::<Value>("size"), |s| Ok(Value::from(s)))?,
-                weight.map_or_else(|| product.get::<Value>("weight_grams"), |w| Ok(Value::from(w)))?,
+                weight.map_or_else(
+                    || product.get::<Value>("weight_grams"),
+                    |w| Ok(Value::from(w))
+                )?,
                 id
             ]);
         }
@@ -79,7 +88,10 @@ impl Migration for SplitMetadataJson {
     fn down(cursor: Option<&str>) -> Result<Step> {
         let batch = Keyset::new("products", "id")
             .columns("id, metadata, color, size, weight_grams")
-            .filter("color IS NOT NULL OR size IS NOT NULL OR weight_grams IS NOT NULL", params![])
+            .filter(
+                "color IS NOT NULL OR size IS NOT NULL OR weight_grams IS NOT NULL",
+                params![],
+            )
             .batch_size(batch_size()?)
             .fetch(cursor)?;
         let mut updates = Vec::new();
@@ -126,7 +138,9 @@ fn take_text(metadata: &mut Map<String, Json>, id: i64, key: &str) -> Option<Str
             _ => None,
         },
         Some(other) => {
-            log::warn(format!("product {id}: {key} {other} is not text; left in metadata"));
+            log::warn(format!(
+                "product {id}: {key} {other} is not text; left in metadata"
+            ));
             None
         }
         None => None,

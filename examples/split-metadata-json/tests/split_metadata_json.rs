@@ -29,9 +29,23 @@ fn schema(db: &TestDatabase) {
     .unwrap();
 }
 
-type Product = (i64, Option<String>, Option<String>, Option<String>, Option<i64>);
+type Product = (
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
 
-fn products(db: &TestDatabase) -> Vec<(i64, Option<Value>, Option<String>, Option<String>, Option<i64>)> {
+fn products(
+    db: &TestDatabase,
+) -> Vec<(
+    i64,
+    Option<Value>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+)> {
     db.rows::<Product>("SELECT id, metadata, color, size, weight_grams FROM products ORDER BY id")
         .unwrap()
         .into_iter()
@@ -49,9 +63,21 @@ fn moves_fields_into_columns_and_back(db: TestDatabase) {
     assert_eq!(
         products(&db),
         [
-            (1, Some(json!({"care": "wash cold"})), s("red"), s("M"), Some(180)),
+            (
+                1,
+                Some(json!({"care": "wash cold"})),
+                s("red"),
+                s("M"),
+                Some(180)
+            ),
             (2, Some(json!({})), s("white"), None, Some(350)),
-            (3, Some(json!({"weight_grams": "light"})), None, s("A2"), None),
+            (
+                3,
+                Some(json!({"weight_grams": "light"})),
+                None,
+                s("A2"),
+                None
+            ),
             (4, None, None, None, None),
             (5, Some(json!({"tags": ["fun"]})), None, None, None),
             (6, Some(json!([1, 2])), None, None, None),

@@ -77,7 +77,10 @@ impl TestDatabase {
             server
                 .execute(&create, &[])
                 .await
-                .map_err(|source| HarnessError::Sql { sql: create.clone(), source })?;
+                .map_err(|source| HarnessError::Sql {
+                    sql: create.clone(),
+                    source,
+                })?;
             Ok::<_, HarnessError>(())
         })?;
         let url = replace_database(server_url, &name);
@@ -153,7 +156,9 @@ impl TestDatabase {
         sql: &str,
     ) -> Result<T> {
         let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let conn = guard.as_mut().expect("the connection lives as long as the database");
+        let conn = guard
+            .as_mut()
+            .expect("the connection lives as long as the database");
         runtime()
             .block_on(f(conn))
             .map_err(|source| HarnessError::Sql {
@@ -243,7 +248,11 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         // Close ours before dropping the database.
-        let conn = self.conn.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        let conn = self
+            .conn
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         drop(conn);
         if let Some((server, name)) = &self.server {
             let sql = match self.dialect {
@@ -251,7 +260,9 @@ impl Drop for TestDatabase {
                 _ => format!("DROP DATABASE IF EXISTS {name}"),
             };
             let dropped = runtime().block_on(async {
-                let mut conn = Connection::connect(server).await.map_err(|e| e.to_string())?;
+                let mut conn = Connection::connect(server)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 conn.execute(&sql, &[]).await.map_err(|e| e.to_string())
             });
             if let Err(e) = dropped {
@@ -278,9 +289,7 @@ pub(crate) fn split_statements(dialect: Dialect, script: &str) -> Vec<String> {
     use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect, SQLiteDialect};
     let tokens = match dialect {
         Dialect::Sqlite => Tokenizer::new(&SQLiteDialect {}, script).tokenize_with_location(),
-        Dialect::Postgres => {
-            Tokenizer::new(&PostgreSqlDialect {}, script).tokenize_with_location()
-        }
+        Dialect::Postgres => Tokenizer::new(&PostgreSqlDialect {}, script).tokenize_with_location(),
         Dialect::Mysql => Tokenizer::new(&MySqlDialect {}, script).tokenize_with_location(),
     };
     let Ok(tokens) = tokens else {

@@ -62,7 +62,13 @@ fn cargo_build(dir: &Path) -> Result<PathBuf> {
     let manifest = dir.join("Cargo.toml");
     let metadata = run_cargo(
         Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"])
+            .args([
+                "metadata",
+                "--format-version",
+                "1",
+                "--no-deps",
+                "--manifest-path",
+            ])
             .arg(&manifest),
     )
     .map_err(failed)?;
@@ -76,7 +82,11 @@ fn cargo_build(dir: &Path) -> Result<PathBuf> {
     let output = run_cargo(
         cargo()
             .args(["build", "--release", "--target", "wasm32-wasip2"])
-            .args(["--message-format", "json-render-diagnostics", "--manifest-path"])
+            .args([
+                "--message-format",
+                "json-render-diagnostics",
+                "--manifest-path",
+            ])
             .arg(&manifest)
             .arg("--target-dir")
             .arg(Path::new(target_dir).join("guests")),
@@ -112,16 +122,15 @@ fn cargo_build(dir: &Path) -> Result<PathBuf> {
 
 /// Runs cargo, returning its stdout, or its stderr as the error.
 fn run_cargo(cmd: &mut Command) -> std::result::Result<String, String> {
-    let output = cmd
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let output = cmd.output().map_err(|e| format!("cannot run cargo: {e}"))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let hint = if stderr.contains("wasm32-wasip2") && stderr.contains("target may not be installed") {
-            " (install the target: rustup target add wasm32-wasip2)"
-        } else {
-            ""
-        };
+        let hint =
+            if stderr.contains("wasm32-wasip2") && stderr.contains("target may not be installed") {
+                " (install the target: rustup target add wasm32-wasip2)"
+            } else {
+                ""
+            };
         return Err(format!("{}{hint}", stderr.trim()));
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
