@@ -191,10 +191,12 @@ pub fn is_date(text: &str) -> bool {
     let [y, m, d] = parts.as_slice() else {
         return false;
     };
-    let number = |s: &str, len: usize| {
-        (s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse::<u32>().ok())
-            .flatten()
+    let number = |s: &str, len: usize| -> Option<u32> {
+        if s.len() == len && s.bytes().all(|b| b.is_ascii_digit()) {
+            s.parse().ok()
+        } else {
+            None
+        }
     };
     matches!(
         (number(y, 4), number(m, 2), number(d, 2)),

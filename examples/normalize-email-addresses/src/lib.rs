@@ -46,7 +46,7 @@ impl Migration for NormalizeEmailAddresses {
                 let email: String = row.get("email")?;
                 Ok((id, normalize(&email), email))
             })
-            .filter(|c: &Result<(i64, String, String)>| c.as_ref().map_or(true, |(_, n, e)| n != e))
+            .filter(|c| !matches!(c, Ok((_, normalized, email)) if normalized == email))
             .collect::<Result<_>>()?;
 
         // Who holds each wanted address now. A case-insensitive collation
