@@ -67,7 +67,7 @@ fn an_interrupted_run_resumes_where_it_stopped(db: TestDatabase) {
         panic!("max_steps should interrupt the run");
     };
     assert!(
-        matches!(error, dmig_host::Error::Interrupted { .. }),
+        matches!(*error, dmig_host::Error::Interrupted { .. }),
         "{error}"
     );
     assert_eq!(

@@ -76,7 +76,7 @@ fn down_is_refused(db: TestDatabase) {
         panic!("down should be refused");
     };
     assert!(
-        matches!(error, dmig_host::Error::NotReversible { .. }),
+        matches!(*error, dmig_host::Error::NotReversible { .. }),
         "{error}"
     );
     assert_eq!(emails(&db), expected());

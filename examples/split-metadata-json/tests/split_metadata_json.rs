@@ -37,15 +37,16 @@ type Product = (
     Option<i64>,
 );
 
-fn products(
-    db: &TestDatabase,
-) -> Vec<(
+/// A product with its metadata parsed.
+type Parsed = (
     i64,
     Option<Value>,
     Option<String>,
     Option<String>,
     Option<i64>,
-)> {
+);
+
+fn products(db: &TestDatabase) -> Vec<Parsed> {
     db.rows::<Product>("SELECT id, metadata, color, size, weight_grams FROM products ORDER BY id")
         .unwrap()
         .into_iter()

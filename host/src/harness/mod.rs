@@ -64,17 +64,23 @@ pub enum HarnessError {
     #[error("{error}")]
     Run {
         #[source]
-        error: crate::Error,
+        error: Box<crate::Error>,
         logs: Vec<Log>,
         /// The ledger's record of the failed run, when there is one.
-        record: Option<crate::ledger::RunRecord>,
+        record: Option<Box<crate::ledger::RunRecord>>,
     },
     /// Setting up the host (sandbox, artifact, connection) failed.
     #[error(transparent)]
-    Host(#[from] crate::Error),
+    Host(Box<crate::Error>),
     /// A temporary file or directory could not be made.
     #[error("cannot create a temporary database file: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<crate::Error> for HarnessError {
+    fn from(error: crate::Error) -> Self {
+        HarnessError::Host(Box::new(error))
+    }
 }
 
 /// Shorthand for the harness's results.

@@ -192,9 +192,9 @@ impl RunBuilder<'_> {
                 logs,
             }),
             Err(error) => Err(HarnessError::Run {
-                error,
+                error: Box::new(error),
                 logs,
-                record,
+                record: record.map(Box::new),
             }),
         }
     }
