@@ -11,6 +11,11 @@ use dmig_tests::{TestDir, dmig};
 
 const DMIG: &str = env!("CARGO_BIN_EXE_dmig-host-under-test");
 
+/// The rendered crate's name. It must differ from every guest's: the build
+/// shares the guests' target directory, where a second `backfill_user_slugs`
+/// would overwrite the example's component.
+const NAME: &str = "fill_normalized_emails";
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -77,7 +82,7 @@ fn build(crate_dir: &Path) -> PathBuf {
         "building the rendered crate failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let wasm = target.join("wasm32-wasip2/release/backfill_user_slugs.wasm");
+    let wasm = target.join("wasm32-wasip2/release/fill_normalized_emails.wasm");
     assert!(wasm.exists(), "{} was not built", wasm.display());
     wasm
 }
@@ -92,7 +97,7 @@ fn runs(wasm: &Path) {
     .unwrap();
     let migration = TestMigration::from_wasm(wasm);
     let run = migration.up(&db).unwrap();
-    assert_eq!(run.outcome.migration, "backfill-user-slugs");
+    assert_eq!(run.outcome.migration, "fill-normalized-emails");
     assert_eq!(run.outcome.rows, 2);
     assert_eq!(
         db.column::<String>("SELECT email_normalized FROM users ORDER BY id")
@@ -112,7 +117,7 @@ fn new_renders_a_crate_that_builds_and_runs_and_matches_cargo_generate() {
         dir.path(),
         &[
             "new",
-            "backfill_user_slugs",
+            NAME,
             "--dir",
             root.to_str().unwrap(),
             "--dmig-path",
@@ -128,7 +133,7 @@ fn new_renders_a_crate_that_builds_and_runs_and_matches_cargo_generate() {
     let created = &entries[0];
     let name = created.file_name().unwrap().to_str().unwrap();
     let (stamp, rest) = name.split_once('_').unwrap();
-    assert_eq!(rest, "backfill_user_slugs");
+    assert_eq!(rest, NAME);
     assert!(
         stamp.len() == 14 && stamp.bytes().all(|b| b.is_ascii_digit()),
         "{name}"
@@ -174,14 +179,7 @@ fn new_renders_a_crate_that_builds_and_runs_and_matches_cargo_generate() {
         let out = Command::new("cargo")
             .args(["generate", "--path"])
             .arg(repo.join("templates/migration"))
-            .args([
-                "--name",
-                "backfill_user_slugs",
-                "--silent",
-                "--vcs",
-                "none",
-                "--destination",
-            ])
+            .args(["--name", NAME, "--silent", "--vcs", "none", "--destination"])
             .arg(&other)
             .args(["--define", &guest, "--define", &host])
             .output()
@@ -191,7 +189,7 @@ fn new_renders_a_crate_that_builds_and_runs_and_matches_cargo_generate() {
             "cargo generate failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let generated = other.join("backfill-user-slugs");
+        let generated = other.join("fill-normalized-emails");
         assert_eq!(files(&generated), rendered);
         runs(&build(&generated));
     } else {
