@@ -724,7 +724,13 @@ fn components_built_against_wit_v0_1_0_still_run() {
     let out = dmig(
         DMIG,
         dir.path(),
-        &["run", guests::LEGACY_V0_1_0, "-D", &url],
+        &[
+            "run",
+            guests::LEGACY_V0_1_0,
+            "-D",
+            &url,
+            "--allow-undeclared",
+        ],
     )
     .expect_code(0);
     assert!(
@@ -738,7 +744,13 @@ fn components_built_against_wit_v0_1_0_still_run() {
     dmig(
         DMIG,
         dir.path(),
-        &["down", guests::LEGACY_V0_1_0, "-D", &url],
+        &[
+            "down",
+            guests::LEGACY_V0_1_0,
+            "-D",
+            &url,
+            "--allow-undeclared",
+        ],
     )
     .expect_code(0);
     assert_eq!(db.scalar::<i64>("SELECT count(*) FROM legacy_log"), 0);

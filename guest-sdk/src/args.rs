@@ -31,3 +31,23 @@ where
             .map_err(|e| Error::msg(format!("argument {name}={value} is invalid: {e}"))),
     }
 }
+
+/// Argument `name` parsed as `T`; the migration cannot run without it.
+///
+/// # Errors
+///
+/// An error naming the argument and how to pass it when it is missing, or
+/// its value when it does not parse.
+pub fn required<T: FromStr>(name: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let value = get(name).ok_or_else(|| {
+        Error::msg(format!(
+            "argument {name} is required (pass it with dmig-host run --arg {name}=VALUE)"
+        ))
+    })?;
+    value
+        .parse()
+        .map_err(|e| Error::msg(format!("argument {name}={value} is invalid: {e}")))
+}

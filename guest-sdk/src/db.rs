@@ -34,3 +34,32 @@ pub fn execute_many(sql: &str, param_sets: &[Vec<Value>]) -> Result<u64> {
     }
     Ok(host::execute_many(sql, param_sets)?)
 }
+
+/// Builds one parameter set per item with `params_of` and runs `sql` once per
+/// set, prepared once: [`execute_many`] from rows (or any items). Returns the
+/// total number of rows affected.
+///
+/// ```no_run
+/// # use dmig_guest::{db, params, Result};
+/// # fn f(batch: &dmig_guest::Rows) -> Result<u64> {
+/// db::execute_many_with("UPDATE users SET slug = ? WHERE id = ?", batch, |row| {
+///     Ok(params![row.get::<String>("name")?.to_lowercase(), row.get::<i64>("id")?])
+/// })
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// The first error `params_of` returns (nothing is executed then), or the
+/// database's error.
+pub fn execute_many_with<I, F>(sql: &str, items: I, mut params_of: F) -> Result<u64>
+where
+    I: IntoIterator,
+    F: FnMut(I::Item) -> Result<Vec<Value>>,
+{
+    let sets = items
+        .into_iter()
+        .map(&mut params_of)
+        .collect::<Result<Vec<_>>>()?;
+    execute_many(sql, &sets)
+}

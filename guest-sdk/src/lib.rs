@@ -42,6 +42,7 @@
 extern crate self as dmig_guest;
 
 pub mod args;
+mod batch;
 pub mod db;
 mod error;
 pub mod input;
@@ -52,6 +53,7 @@ pub mod progress;
 mod rows;
 mod value;
 
+pub use batch::{Batch, KeyType, Keyset};
 pub use error::{Error, Result};
 pub use manifest::Manifest;
 pub use migration::{Migration, Step};

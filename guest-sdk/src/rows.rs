@@ -84,6 +84,26 @@ impl<'a> Row<'a> {
         convert(&self.columns[index], &self.values[index])
     }
 
+    /// Reads `column` as text and parses it as `T` (a date, a decimal, an
+    /// enum of the migration's own): for values that arrive as text.
+    ///
+    /// # Errors
+    ///
+    /// As [`Row::get`] for `String`, and an error naming the column and the
+    /// value when it does not parse.
+    pub fn parse<T: std::str::FromStr>(&self, column: impl ColumnIndex) -> Result<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let text: String = self.get(column)?;
+        text.parse().map_err(|e| {
+            Error::msg(format!(
+                "column {} holds {text:?}, which does not parse: {e}",
+                column.describe()
+            ))
+        })
+    }
+
     /// The raw value of `column`, if the row has it.
     pub fn value(&self, column: impl ColumnIndex) -> Option<&'a Value> {
         column.index(self.columns).map(|i| &self.values[i])
@@ -182,6 +202,11 @@ mod tests {
             row.get::<i64>(3).unwrap_err().to_string(),
             "no column #3 in the result (columns: id, name, note)"
         );
+        assert_eq!(
+            row.parse::<u32>("name").unwrap_err().to_string(),
+            "column \"name\" holds \"ada\", which does not parse: invalid digit found in string"
+        );
+        assert_eq!(row.parse::<String>(1).unwrap(), "ada");
         assert_eq!(
             row.get::<String>("note").unwrap_err().to_string(),
             "column note holds NULL, which cannot be read as String"

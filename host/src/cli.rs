@@ -60,6 +60,34 @@ enum Command {
     Verify(VerifyArgs),
     /// Embed a manifest into a component built without the dmig-guest SDK.
     Pack(PackArgs),
+    /// Create a new migration crate from the template, in
+    /// <DIR>/<UTC timestamp>_<NAME>/: a README, up/down/verify with comments,
+    /// and a test through the harness.
+    New(NewArgs),
+}
+
+/// Where and how `new` renders the template.
+#[derive(Debug, Args)]
+struct NewArgs {
+    /// The migration's name: lowercase letters, digits, - and _ (e.g.
+    /// backfill_user_slugs).
+    #[arg(value_name = "NAME")]
+    name: String,
+
+    /// The directory the migration's directory is created in (with its
+    /// parents).
+    #[arg(long, value_name = "DIR", default_value = "db/data_migrations")]
+    dir: PathBuf,
+
+    /// Set a template placeholder, as cargo-generate's --define does
+    /// (repeatable), e.g. dmig_guest='{ path = "../dmig/guest-sdk" }'.
+    #[arg(long = "define", short = 'd', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    defines: Vec<(String, String)>,
+
+    /// Depend on the dmig-guest and dmig-host crates of this dmig checkout
+    /// (by path) instead of released versions.
+    #[arg(long, value_name = "PATH")]
+    dmig_path: Option<PathBuf>,
 }
 
 /// Where the target database is.
@@ -444,8 +472,23 @@ fn run(cli: Cli) -> Result<(), Error> {
                 print_history(&runs, args.json);
                 Ok(())
             }
+            Command::New(args) => new_migration(args),
         }
     })
+}
+
+fn new_migration(args: NewArgs) -> Result<(), Error> {
+    let mut new = crate::scaffold::NewMigration::new(args.name, args.dir);
+    if let Some(checkout) = &args.dmig_path {
+        new.dmig_path(checkout);
+    }
+    new.defines.extend(args.defines);
+    let dir = new.create()?;
+    emit(&format!(
+        "created {}\nnext: cd {0} && cargo test, then cargo build --release --target wasm32-wasip2",
+        dir.display()
+    ));
+    Ok(())
 }
 
 async fn migrate(args: RunArgs, direction: Direction) -> Result<(), Error> {

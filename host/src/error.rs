@@ -49,16 +49,19 @@ pub enum ExitCode {
     CoreModule = 13,
     /// The artifact is a component, but not of the `dmig:migration` world.
     WrongWorld = 14,
+    /// A file dmig-host was asked to write (`new`'s migration crate,
+    /// `pack`'s output) could not be written.
+    CannotWrite = 15,
     /// The artifact's manifest is missing (without `--allow-undeclared`),
     /// invalid, or contradicts what the guest says of itself.
-    BadManifest = 15,
+    BadManifest = 16,
     /// `--trusted-keys` was given and the artifact has no signature.
-    Unsigned = 16,
+    Unsigned = 17,
     /// The artifact's signature does not match it: the artifact, its
     /// manifest or the signature changed after signing.
-    BadSignature = 17,
+    BadSignature = 18,
     /// The artifact is signed, but by no trusted key.
-    UntrustedSigner = 18,
+    UntrustedSigner = 19,
     /// A bug in dmig-host itself.
     Internal = 70,
 }
@@ -244,6 +247,27 @@ pub enum Error {
     /// The guest trapped outside a step (in `describe`).
     #[error("migration in {} failed while describing itself: {reason}", path.display())]
     DescribeFailed { path: PathBuf, reason: String },
+    /// `dmig-host new` was given a name that cannot name a migration.
+    #[error(
+        "invalid migration name {name:?}: {reason} (use lowercase letters, digits, - and _, starting with a letter, e.g. backfill_user_slugs)"
+    )]
+    BadMigrationName { name: String, reason: String },
+    /// `--define` named a placeholder the template does not declare.
+    #[error("unknown template placeholder {key} in --define (the template declares: {known})")]
+    BadDefine { key: String, known: String },
+    /// The directory `dmig-host new` would create exists already.
+    #[error("{} already exists; dmig-host new never overwrites (pick another name or --dir)", path.display())]
+    ScaffoldExists { path: PathBuf },
+    /// Writing the new migration's files failed; nothing was left behind.
+    #[error("cannot write {}: {source} (check that the directory is writable; nothing was created)", path.display())]
+    ScaffoldWrite {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The built-in template cannot be rendered: a bug in dmig-host.
+    #[error("the migration template's {file} cannot be rendered: {reason}")]
+    Template { file: String, reason: String },
     /// Wasmtime could not be set up; a bug or an unsupported platform.
     #[error("sandbox setup failed: {0}")]
     Sandbox(String),
@@ -264,7 +288,10 @@ impl Error {
             | Error::Key { .. }
             | Error::NoArtifacts { .. }
             | Error::DownDirectory { .. }
-            | Error::WriteArtifact { .. } => ExitCode::Usage,
+            | Error::BadMigrationName { .. }
+            | Error::BadDefine { .. } => ExitCode::Usage,
+            Error::ScaffoldWrite { .. } | Error::WriteArtifact { .. } => ExitCode::CannotWrite,
+            Error::ScaffoldExists { .. } => ExitCode::Refused,
             Error::BadManifest { .. }
             | Error::Undeclared { .. }
             | Error::ManifestMismatch { .. } => ExitCode::BadManifest,
@@ -288,7 +315,7 @@ impl Error {
             Error::NotReversible { .. }
             | Error::NotApplied { .. }
             | Error::ArtifactMismatch { .. } => ExitCode::Refused,
-            Error::Sandbox(_) => ExitCode::Internal,
+            Error::Sandbox(_) | Error::Template { .. } => ExitCode::Internal,
         }
     }
 }

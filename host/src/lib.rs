@@ -15,17 +15,23 @@
 //! * [`ledger`]: the `dmig_` tables that record what ran.
 //! * [`runner`]: the step loop tying them together.
 //! * [`cli`]: the `dmig-host` command line, a thin layer over the above.
+//! * [`scaffold`]: `dmig-host new`, a new migration crate from the template.
+//! * `harness` (feature `harness`): run a migration from an author's
+//!   `cargo test` against a throwaway database.
 
 pub mod artifact;
 mod bindings;
 pub mod cli;
 pub mod db;
 pub mod error;
+#[cfg(feature = "harness")]
+pub mod harness;
 pub mod inspect;
 pub mod ledger;
 pub mod manifest;
 pub mod runner;
 pub mod sandbox;
+pub mod scaffold;
 pub mod signing;
 
 pub use artifact::Artifact;

@@ -47,7 +47,6 @@ pub(super) fn substitute(sql: &str, spots: &[usize], render: impl Fn(usize) -> S
 }
 
 /// `sql` with its placeholders numbered `$1`, `$2`, ... in order.
-#[cfg(test)]
 pub(crate) fn numbered(sql: &str) -> String {
     substitute(sql, &find(sql), |index| format!("${}", index + 1))
 }

@@ -78,6 +78,7 @@ pub struct ArtifactStatus {
     /// The migration's name, from its manifest.
     pub name: Option<String>,
     pub sha256: Option<String>,
+    #[serde(flatten)]
     pub state: PendingState,
 }
 

@@ -219,12 +219,13 @@ impl Runner {
             Some(trusted) => Some(signing::verify(artifact, trusted)?.key_id),
             None => None,
         };
+        // The world first: "not a migration" says more than "no manifest".
+        let loaded = self.sandbox.load(artifact)?;
         if artifact.manifest().is_none() && !options.allow_undeclared {
             return Err(Error::Undeclared {
                 path: artifact.path().to_path_buf(),
             });
         }
-        let loaded = self.sandbox.load(artifact)?;
         let mut conn = Connection::connect(url).await?;
         conn.set_statement_timeout(self.sandbox.step_timeout())
             .await

@@ -12,7 +12,7 @@ struct Hostile;
 impl Migration for Hostile {
     const MANIFEST: Manifest =
         Manifest::new("hostile", "Attempts the attack named in the attack table")
-            .reads(&["attack"])
+            .reads(&["attack", "information_schema.columns"])
             .writes(&["progress", "imported"]);
 
     fn up(cursor: Option<&str>) -> Result<Step> {
