@@ -18,8 +18,7 @@ mod trap;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -735,26 +734,29 @@ impl Instance {
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] on a background thread,
 /// so a guest stuck in a loop is interrupted at its deadline.
+///
+/// The thread waits on a channel rather than sleeping, so dropping the
+/// ticker (closing the channel) stops it at once: a process that is done
+/// does not wait out the rest of a tick before it can exit.
 struct Ticker {
-    stop: Arc<AtomicBool>,
+    stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Ticker {
     fn start(engine: Engine) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("dmig-epoch".into())
             .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK)
+                {
                     engine.increment_epoch();
                 }
             })
             .expect("spawning the epoch thread");
         Ticker {
-            stop,
+            stop: Some(stop),
             thread: Some(thread),
         }
     }
@@ -762,7 +764,8 @@ impl Ticker {
 
 impl Drop for Ticker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        // Closing the channel wakes the thread, which then ends.
+        drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
