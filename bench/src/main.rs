@@ -79,6 +79,11 @@ struct Args {
     /// Where data sets, caches and the results go.
     #[arg(long, default_value = "target/bench")]
     work_dir: PathBuf,
+    /// Where the SQLite databases go (default: `sqlite` in the work
+    /// directory). On a RAM disk such as /dev/shm, commits cost no fsync and
+    /// the runs measure CPU work alone.
+    #[arg(long)]
+    sqlite_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -137,12 +142,17 @@ async fn run(args: &Args) -> Result<()> {
     for database in &args.databases {
         let store = match database {
             Database::Sqlite => {
-                let dir = work.join("sqlite");
-                std::fs::create_dir_all(&dir).map_err(|source| BenchError::Io {
-                    what: "creating the SQLite directory",
-                    path: dir.clone(),
-                    source,
-                })?;
+                let dir = args
+                    .sqlite_dir
+                    .clone()
+                    .unwrap_or_else(|| work.join("sqlite"));
+                let dir = absolute(&dir, "creating the SQLite directory")?;
+                report.notes.push(format!(
+                    "SQLite files in {} ({}), default journal mode and synchronous=FULL: \
+                     every step commits with fsync",
+                    dir.display(),
+                    filesystem(&dir)
+                ));
                 Store::Sqlite { dir }
             }
             Database::Postgres => Store::Postgres {
@@ -168,6 +178,22 @@ async fn run(args: &Args) -> Result<()> {
     })?;
     eprintln!("results written to {}", out.display());
     Ok(())
+}
+
+/// The type of filesystem `dir` is on (from /proc/mounts: the longest
+/// mount point that contains it).
+fn filesystem(dir: &Path) -> String {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, point, kind) = (fields.next()?, fields.next()?, fields.next()?);
+            dir.starts_with(point)
+                .then(|| (point.len(), kind.to_owned()))
+        })
+        .max()
+        .map_or("unknown filesystem".into(), |(_, kind)| kind)
 }
 
 fn absolute(dir: &Path, what: &'static str) -> Result<PathBuf> {
@@ -337,9 +363,10 @@ async fn bench_database(
             );
             let m = measured(args, programs, store, template(rows), "run", method).await?;
             eprintln!(
-                "{:.2} s, {:.0} rows/s",
+                "{:.2} s, {:.0} rows/s, CPU {:.2} s",
                 m.wall.as_secs_f64(),
-                rows as f64 / m.wall.as_secs_f64()
+                rows as f64 / m.wall.as_secs_f64(),
+                m.cpu.unwrap_or_default().as_secs_f64()
             );
             report.measurements.push(m);
         }
@@ -381,7 +408,7 @@ async fn measured(
     method: Method,
 ) -> Result<Measurement> {
     let url = store.copy(template, copy).await?;
-    let (wall, max_rss) = match method {
+    let (wall, max_rss, cpu) = match method {
         Method::SetBased => {
             let (sql, _) = setbased::statement(store.dialect());
             let mut conn = Conn::open(&url).await?;
@@ -389,11 +416,11 @@ async fn measured(
             conn.exec(&sql).await?;
             let wall = started.elapsed();
             conn.close().await?;
-            (wall, None)
+            (wall, None, None)
         }
         _ => {
             let m = measure::run(method.label(), &mut programs.command(method, &url, args))?;
-            (m.wall, Some(m.max_rss))
+            (m.wall, Some(m.max_rss), Some(m.cpu))
         }
     };
     let mut conn = Conn::open(&url).await?;
@@ -415,6 +442,7 @@ async fn measured(
         rows: template.rows,
         wall,
         max_rss,
+        cpu,
     })
 }
 

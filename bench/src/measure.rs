@@ -15,6 +15,9 @@ pub struct Measured {
     pub wall: Duration,
     /// Peak resident set size, in bytes.
     pub max_rss: u64,
+    /// CPU time the process used, user and system together: unlike wall
+    /// time, barely disturbed by other load on the machine.
+    pub cpu: Duration,
     pub stdout: String,
 }
 
@@ -37,7 +40,7 @@ pub fn run(what: &str, command: &mut Command) -> Result<Measured> {
         .stderr(Stdio::from(err.try_clone().map_err(io)?));
     let started = Instant::now();
     let child = command.spawn().map_err(io)?;
-    let (status, max_rss) = wait4(child.id()).map_err(io)?;
+    let (status, max_rss, cpu) = wait4(child.id()).map_err(io)?;
     let wall = started.elapsed();
     let read = |file: &mut std::fs::File| -> std::io::Result<String> {
         let mut text = String::new();
@@ -57,13 +60,14 @@ pub fn run(what: &str, command: &mut Command) -> Result<Measured> {
     Ok(Measured {
         wall,
         max_rss,
+        cpu,
         stdout,
     })
 }
 
-/// Waits for `pid` and returns its exit code (None if a signal ended it)
-/// and its peak RSS in bytes.
-fn wait4(pid: u32) -> std::io::Result<(Option<i32>, u64)> {
+/// Waits for `pid` and returns its exit code (None if a signal ended it),
+/// its peak RSS in bytes and the CPU time it used.
+fn wait4(pid: u32) -> std::io::Result<(Option<i32>, u64, Duration)> {
     let pid = libc::pid_t::try_from(pid).map_err(std::io::Error::other)?;
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain data, valid when zeroed; wait4 fills it.
@@ -83,7 +87,11 @@ fn wait4(pid: u32) -> std::io::Result<(Option<i32>, u64)> {
     let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
     // Linux reports ru_maxrss in KiB.
     let max_rss = u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024;
-    Ok((code, max_rss))
+    let time = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
+    Ok((code, max_rss, time(usage.ru_utime) + time(usage.ru_stime)))
 }
 
 /// The median of `values` (the mean of the middle two for an even count).
@@ -91,7 +99,7 @@ pub fn median(values: &mut [Duration]) -> Duration {
     values.sort_unstable();
     match values.len() {
         0 => Duration::ZERO,
-        n if n % 2 == 1 => values[n / 2],
+        n if !n.is_multiple_of(2) => values[n / 2],
         n => (values[n / 2 - 1] + values[n / 2]) / 2,
     }
 }

@@ -48,6 +48,8 @@ pub struct Measurement {
     /// Peak RSS of the measured process, in bytes (None when the work runs
     /// inside the database server: the set-based UPDATE).
     pub max_rss: Option<u64>,
+    /// CPU time of the measured process (None for the set-based UPDATE).
+    pub cpu: Option<Duration>,
 }
 
 /// Start-up times on one database (medians).
@@ -71,6 +73,8 @@ pub struct Report {
     /// Rounds on the large and on the small data set.
     pub repeat: (usize, usize),
     pub machine: String,
+    /// Lines for the header (where the SQLite files live, …).
+    pub notes: Vec<String>,
     pub versions: Vec<(Dialect, String)>,
     pub measurements: Vec<Measurement>,
     pub startup: Vec<Startup>,
@@ -80,6 +84,7 @@ pub struct Report {
 struct Summary {
     wall: Duration,
     max_rss: Option<u64>,
+    cpu: Option<Duration>,
 }
 
 impl Summary {
@@ -105,6 +110,7 @@ impl Report {
             fuel,
             repeat,
             machine: String::new(),
+            notes: Vec::new(),
             versions: Vec::new(),
             measurements: Vec::new(),
             startup: Vec::new(),
@@ -125,9 +131,11 @@ impl Report {
             return None;
         }
         let mut walls: Vec<_> = runs.iter().map(|m| m.wall).collect();
+        let mut cpus: Vec<_> = runs.iter().filter_map(|m| m.cpu).collect();
         Some(Summary {
             wall: median(&mut walls),
             max_rss: runs.iter().filter_map(|m| m.max_rss).max(),
+            cpu: (!cpus.is_empty()).then(|| median(&mut cpus)),
         })
     }
 
@@ -153,7 +161,8 @@ impl Report {
         let _ = writeln!(out, "{title}\n");
         let _ = writeln!(
             out,
-            "| database | program | time | rows/s | vs (b) | peak RSS |\n|---|---|---:|---:|---:|---:|"
+            "| database | program | time | rows/s | vs (b) | CPU time | CPU µs/row | peak RSS |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|"
         );
         for dialect in self.dialects() {
             for &method in methods {
@@ -168,9 +177,15 @@ impl Report {
                     .ratio(dialect, method, Method::Native, rows)
                     .map_or("".into(), |r| format!("{r:.2}"));
                 let rss = s.max_rss.map_or("(server)".into(), mib);
+                let (cpu, per_row) = s.cpu.map_or(("(server)".into(), String::new()), |c| {
+                    (
+                        seconds(c),
+                        format!("{:.1}", c.as_secs_f64() * 1e6 / rows as f64),
+                    )
+                });
                 let _ = writeln!(
                     out,
-                    "| {dialect} | {label} | {} | {} | {ratio} | {rss} |",
+                    "| {dialect} | {label} | {} | {} | {ratio} | {cpu} | {per_row} | {rss} |",
                     seconds(s.wall),
                     thousands(s.rate(rows) as u64)
                 );
@@ -197,6 +212,9 @@ impl Report {
         let _ = writeln!(out, "- Machine: {}", self.machine);
         let _ = writeln!(out, "- Databases: {}", versions.join("; "));
         let _ = writeln!(out, "- Command: `{command}`");
+        for note in &self.notes {
+            let _ = writeln!(out, "- {note}");
+        }
         let _ = writeln!(
             out,
             "- Every run starts from a fresh copy of the same data set and its result is checked row by \
@@ -387,7 +405,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -418,6 +436,7 @@ mod tests {
                 rows,
                 wall: Duration::from_millis(ms),
                 max_rss: Some(rss),
+                cpu: Some(Duration::from_millis(ms / 2)),
             })
         };
         for ms in [100, 110, 400] {
