@@ -88,10 +88,7 @@ impl Run<'_> {
     ) -> Result<Option<Outcome>> {
         let started = Instant::now();
         let conn = instance.connection();
-        if self.direction != Direction::Up
-            || self.options.force
-            || !ledger::exists(conn).await?
-        {
+        if self.direction != Direction::Up || self.options.force || !ledger::exists(conn).await? {
             return Ok(None);
         }
         let start = plan(conn, &self.meta, &self.sha256, self.direction, self.options).await;

@@ -749,8 +749,7 @@ impl Ticker {
         let thread = std::thread::Builder::new()
             .name("dmig-epoch".into())
             .spawn(move || {
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK)
-                {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK) {
                     engine.increment_epoch();
                 }
             })
