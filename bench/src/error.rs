@@ -39,6 +39,22 @@ pub enum BenchError {
     Missing(String),
 }
 
+impl BenchError {
+    /// The process exit code for this failure: 2 bad options or a program
+    /// not built, 3 a database that cannot be reached or used, 4 a file
+    /// that cannot be written or read, 5 a measured program that failed,
+    /// 6 a wrong result.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            BenchError::Missing(_) => 2,
+            BenchError::Database { .. } => 3,
+            BenchError::Io { .. } => 4,
+            BenchError::Child { .. } => 5,
+            BenchError::WrongResult { .. } => 6,
+        }
+    }
+}
+
 pub type Result<T, E = BenchError> = std::result::Result<T, E>;
 
 /// Adds what was being done to a database error.
