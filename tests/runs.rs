@@ -270,6 +270,48 @@ fn a_foreign_hosts_lease_blocks_until_it_expires() {
     );
 }
 
+/// Running an applied migration again is answered from a read of the
+/// ledger: it neither waits for the lock nor writes anything. Anything that
+/// would run (`--force`) still takes the lock.
+#[test]
+fn an_applied_migration_reruns_without_the_lock() {
+    let dir = TestDir::new("applied-no-lock");
+    let (test_db, mut db) = sqlite_counters(&dir, 100);
+    let url = test_db.url().to_owned();
+    dmig(DMIG, dir.path(), &["run", guests::COUNTER, "-D", &url]).expect_code(0);
+    db.exec(
+        "INSERT INTO dmig_locks (migration, holder, run_id, host, pid, acquired_at, expires_at)
+         VALUES ('counter', 'elsewhere:1:x', 1, 'db-worker-7', 1, '2026-01-01T00:00:00.000Z', '2999-01-01T00:00:00.000Z')",
+    );
+    let runs = db.scalar::<i64>("SELECT count(*) FROM dmig_runs");
+    let again = dmig(
+        DMIG,
+        dir.path(),
+        &["run", guests::COUNTER, "-D", &url, "--lock-timeout", "0s"],
+    )
+    .expect_code(0);
+    assert!(again.stdout.contains("already applied"), "{}", again.stdout);
+    assert_eq!(db.scalar::<i64>("SELECT count(*) FROM dmig_runs"), runs);
+    assert_eq!(
+        db.scalar::<String>("SELECT holder FROM dmig_locks"),
+        "elsewhere:1:x"
+    );
+    dmig(
+        DMIG,
+        dir.path(),
+        &[
+            "run",
+            guests::COUNTER,
+            "-D",
+            &url,
+            "--force",
+            "--lock-timeout",
+            "0s",
+        ],
+    )
+    .expect_code(6);
+}
+
 fn gethostname() -> String {
     let out = Command::new("hostname").output().unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_owned()

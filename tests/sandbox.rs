@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use dmig_host::sandbox::ComponentCache;
 use dmig_host::{Artifact, Direction, RunOptions, Runner, SandboxBuilder};
 use dmig_tests::{Db, Run, TestDir, dmig, guests};
 
@@ -489,6 +490,44 @@ fn one_host_survives_every_trap_and_runs_the_next_migration() {
     assert_eq!(outcome.rows, 2);
     let slugs: Vec<(String,)> = db.rows("SELECT slug FROM users ORDER BY id");
     assert_eq!(slugs, vec![("ada-1".to_owned(),), ("grace-2".to_owned(),)]);
+}
+
+/// `dangerous_disable_limits` (for the benchmark's limits-off runs) really
+/// lifts what the same builder enforces otherwise.
+#[test]
+fn disabled_limits_let_through_what_the_limits_stop() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let hostile = Artifact::load(guests::HOSTILE).unwrap();
+    let options = RunOptions::default();
+    let mut builder = SandboxBuilder::new();
+    builder
+        .compile_cache(Some(ComponentCache::new(dmig_tests::test_cache_dir())))
+        .max_memory(64 * 1024);
+
+    // Limited: the guest cannot even get its initial memory.
+    let dir = TestDir::new("limited");
+    let (url, _db) = hostile_db(&dir, "huge-sql", "");
+    let limited = Runner::new(builder.build().unwrap());
+    let error = rt
+        .block_on(limited.run(&hostile, &url, Direction::Up, &options))
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("memory limit"),
+        "the 64 KiB limit stops instantiation: {error}"
+    );
+
+    // Unlimited: it instantiates, and its 2 MiB statement (over the 1 MiB
+    // per-call cap) runs, so the migration completes.
+    builder.dangerous_disable_limits();
+    let dir = TestDir::new("unlimited");
+    let (url, mut db) = hostile_db(&dir, "huge-sql", "");
+    let unlimited = Runner::new(builder.build().unwrap());
+    let outcome = rt
+        .block_on(unlimited.run(&hostile, &url, Direction::Up, &options))
+        .unwrap();
+    assert_eq!(outcome.steps, 2);
+    let progress: Vec<(i64,)> = db.rows("SELECT step FROM progress ORDER BY step");
+    assert_eq!(progress, vec![(1,), (2,)]);
 }
 
 #[test]

@@ -269,6 +269,9 @@ impl Runner {
         if options.dry_run {
             return run.dry(&mut instance, observer, stop).await;
         }
+        if let Some(outcome) = run.already_applied(&mut instance, observer).await? {
+            return Ok(outcome);
+        }
         ledger::ensure_schema(instance.connection()).await?;
         let lock = ledger::lock::Lock::acquire(
             instance.connection(),

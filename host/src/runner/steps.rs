@@ -77,6 +77,38 @@ impl Run<'_> {
         }
     }
 
+    /// Answers the most common rerun, an `up` of an applied migration, from
+    /// a plain read of the ledger, before the schema is ensured and the lock
+    /// taken: those cost DDL round trips, a second connection (for the
+    /// advisory lock) and writes. `None` for anything else, which
+    /// [`Run::real`] decides again under the lock. A database without a
+    /// ledger has nothing applied: `None` without creating one.
+    pub async fn already_applied(
+        &self,
+        instance: &mut Instance,
+        observer: &mut dyn Observer,
+    ) -> Result<Option<Outcome>> {
+        let started = Instant::now();
+        let conn = instance.connection();
+        if self.direction != Direction::Up || self.options.force || !ledger::exists(conn).await? {
+            return Ok(None);
+        }
+        let start = plan(conn, &self.meta, &self.sha256, self.direction, self.options).await;
+        let Ok(Start::Nothing) = start else {
+            return Ok(None);
+        };
+        let outcome = self.outcome(
+            OutcomeKind::AlreadyApplied,
+            &Progress::new(None, None),
+            None,
+            started,
+        );
+        observer.event(&Event::Finished {
+            outcome: outcome.clone(),
+        });
+        Ok(Some(outcome))
+    }
+
     /// A real run: each step commits with its checkpoint.
     pub async fn real(
         &self,

@@ -19,8 +19,7 @@ mod trap;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -59,6 +58,8 @@ pub struct SandboxBuilder {
     calls: CallLimits,
     inputs: Vec<Input>,
     cache: Option<ComponentCache>,
+    /// False only after [`SandboxBuilder::dangerous_disable_limits`].
+    enforce_limits: bool,
 }
 
 /// Caps on what one `db` call may send or receive.
@@ -131,7 +132,40 @@ impl SandboxBuilder {
             },
             inputs: Vec::new(),
             cache: ComponentCache::default_dir().map(ComponentCache::new),
+            enforce_limits: true,
         }
+    }
+
+    /// Turns off every limit that costs anything at run time, so that a
+    /// benchmark can measure what the limits cost (`scripts/bench.sh` does):
+    /// no epoch checks compiled into the guest (so guest code has no time
+    /// limit), no memory, table or instance limiter, no fuel, no caps on
+    /// `db` calls or WASI resources. Database calls keep a deadline of
+    /// `i32::MAX` milliseconds (about 24.8 days, the longest statement
+    /// timeout PostgreSQL accepts). The SQL policy and the deny-by-default
+    /// WASI grants stay: they are not limits.
+    ///
+    /// # Warning
+    ///
+    /// A guest in such a sandbox can run forever and take all the memory the
+    /// machine has. Never use it for a guest you do not trust.
+    pub fn dangerous_disable_limits(&mut self) -> &mut Self {
+        self.enforce_limits = false;
+        self.max_memory = usize::MAX;
+        self.step_timeout = Duration::from_millis(i32::MAX.unsigned_abs().into());
+        self.fuel = None;
+        self.max_instances = usize::MAX;
+        self.max_tables = usize::MAX;
+        self.max_table_elements = usize::MAX;
+        self.max_memories = usize::MAX;
+        self.max_resources = usize::MAX;
+        self.calls = CallLimits {
+            max_result_rows: usize::MAX,
+            max_result_bytes: usize::MAX,
+            max_sql_bytes: usize::MAX,
+            max_params: usize::MAX,
+        };
+        self
     }
 
     /// Keeps compiled components on disk in `cache` (or nowhere with `None`).
@@ -253,7 +287,7 @@ impl SandboxBuilder {
         let mut config = Config::new();
         config
             .wasm_component_model(true)
-            .epoch_interruption(true)
+            .epoch_interruption(self.enforce_limits)
             .consume_fuel(self.fuel.is_some())
             .max_wasm_stack(self.max_stack);
         let engine = Engine::new(&config).map_err(sandbox_error)?;
@@ -270,7 +304,7 @@ impl SandboxBuilder {
         Ok(Sandbox {
             compiled: Mutex::default(),
             config: self.clone(),
-            ticker: Ticker::start(engine.clone()),
+            ticker: self.enforce_limits.then(|| Ticker::start(engine.clone())),
             engine,
             linker,
         })
@@ -289,7 +323,7 @@ pub struct Sandbox {
     engine: Engine,
     linker: Linker<HostState>,
     #[allow(dead_code)] // Held for its Drop, which stops the thread.
-    ticker: Ticker,
+    ticker: Option<Ticker>,
 }
 
 impl Sandbox {
@@ -412,7 +446,9 @@ impl Sandbox {
             capabilities: loaded.capabilities.clone(),
         };
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
+        if self.config.enforce_limits {
+            store.limiter(|s| &mut s.limiter);
+        }
         let mut instance = Instance {
             store,
             bindings: None,
@@ -732,26 +768,28 @@ impl Instance {
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] on a background thread,
 /// so a guest stuck in a loop is interrupted at its deadline.
+///
+/// The thread waits on a channel rather than sleeping, so dropping the
+/// ticker (closing the channel) stops it at once: a process that is done
+/// does not wait out the rest of a tick before it can exit.
 struct Ticker {
-    stop: Arc<AtomicBool>,
+    stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Ticker {
     fn start(engine: Engine) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("dmig-epoch".into())
             .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK) {
                     engine.increment_epoch();
                 }
             })
             .expect("spawning the epoch thread");
         Ticker {
-            stop,
+            stop: Some(stop),
             thread: Some(thread),
         }
     }
@@ -759,7 +797,8 @@ impl Ticker {
 
 impl Drop for Ticker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        // Closing the channel wakes the thread, which then ends.
+        drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
