@@ -263,6 +263,10 @@ impl Access {
                 }
                 _ => (None, false, Vec::new()),
             },
+            // Session and server settings: no table.
+            Statement::ShowVariable { .. }
+            | Statement::ShowVariables { .. }
+            | Statement::ShowStatus { .. } => (Some("SHOW"), false, Vec::new()),
             Statement::CreateTable(create) => (
                 Some("CREATE TABLE"),
                 true,
@@ -545,6 +549,9 @@ mod tests {
                 refused("GRANT ALL ON users TO bob"),
                 Missing::Unchecked(_)
             ));
+            if d != Dialect::Sqlite {
+                assert_eq!(check(&c, d, "SHOW VARIABLES LIKE '%tx_isolation'"), Ok(()));
+            }
             assert!(matches!(
                 refused("SELEC * FROM users"),
                 Missing::Unparseable(_)
