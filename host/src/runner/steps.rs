@@ -97,6 +97,11 @@ impl Run<'_> {
         let Ok(Start::Nothing) = start else {
             return Ok(None);
         };
+        Ok(Some(self.nothing_to_do(observer, started)))
+    }
+
+    /// The outcome of an `up` of an applied migration, reported.
+    fn nothing_to_do(&self, observer: &mut dyn Observer, started: Instant) -> Outcome {
         let outcome = self.outcome(
             OutcomeKind::AlreadyApplied,
             &Progress::new(None, None),
@@ -106,7 +111,7 @@ impl Run<'_> {
         observer.event(&Event::Finished {
             outcome: outcome.clone(),
         });
-        Ok(Some(outcome))
+        outcome
     }
 
     /// A real run: each step commits with its checkpoint.
@@ -128,16 +133,7 @@ impl Run<'_> {
         )
         .await?;
         let Start::From { cursor, resumed } = start else {
-            let outcome = self.outcome(
-                OutcomeKind::AlreadyApplied,
-                &Progress::new(None, None),
-                None,
-                started,
-            );
-            observer.event(&Event::Finished {
-                outcome: outcome.clone(),
-            });
-            return Ok(outcome);
+            return Ok(self.nothing_to_do(observer, started));
         };
         let resumed_from = resumed.then(|| cursor.clone()).flatten();
         let conn = instance.connection();
