@@ -51,3 +51,17 @@ where
         .parse()
         .map_err(|e| Error::msg(format!("argument {name}={value} is invalid: {e}")))
 }
+
+/// Rows per step: `--arg batch_size=N`, or `default`. Every batching
+/// migration reads it the same way, so operators tune them all alike.
+///
+/// # Errors
+///
+/// An error naming the argument when it does not parse or is 0.
+pub fn batch_size(default: u64) -> Result<u64> {
+    let size = parse_or("batch_size", default)?;
+    if size == 0 {
+        return Err(Error::msg("argument batch_size=0 must be at least 1"));
+    }
+    Ok(size)
+}

@@ -63,3 +63,12 @@ where
         .collect::<Result<Vec<_>>>()?;
     execute_many(sql, &sets)
 }
+
+/// `n` comma-separated `?` placeholders, for `IN (…)` lists built per batch.
+///
+/// ```
+/// assert_eq!(dmig_guest::db::placeholders(3), "?, ?, ?");
+/// ```
+pub fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}

@@ -645,13 +645,16 @@ fn inspect(args: &InspectArgs) -> Result<(), Error> {
 
 fn pack(args: &PackArgs) -> Result<(), Error> {
     let artifact = Artifact::load(&args.component)?;
+    if artifact.manifest().is_some() {
+        return Err(Error::BadManifest {
+            path: args.component.clone(),
+            reason: manifest::ManifestError::AlreadyPresent,
+        });
+    }
     let bad = |reason: manifest::ManifestError| Error::BadManifest {
         path: args.manifest.clone(),
         reason,
     };
-    if artifact.manifest().is_some() {
-        return Err(bad(manifest::ManifestError::AlreadyPresent));
-    }
     let text = std::fs::read(&args.manifest).map_err(|source| Error::ArtifactUnreadable {
         path: args.manifest.clone(),
         source,

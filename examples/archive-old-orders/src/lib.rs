@@ -35,7 +35,7 @@ impl Migration for ArchiveOldOrders {
         let orders = Keyset::new("orders", "id")
             .columns("id, customer_id, status, total_cents, created_at")
             .filter("created_at < ?", params![&before])
-            .batch_size(batch_size()?);
+            .batch_size(args::batch_size(DEFAULT_BATCH_SIZE)?);
         if cursor.is_none() {
             let total = orders.count()?;
             progress::set_total(total);
@@ -50,7 +50,7 @@ impl Migration for ArchiveOldOrders {
         if ids.is_empty() {
             return batch.step();
         }
-        let list = placeholders(ids.len());
+        let list = db::placeholders(ids.len());
 
         let mut items: BTreeMap<i64, Vec<Json>> = BTreeMap::new();
         let rows = db::query(
@@ -120,7 +120,7 @@ impl Migration for ArchiveOldOrders {
     fn down(cursor: Option<&str>) -> Result<Step> {
         let batch = Keyset::new("archived_orders", "id")
             .columns("id, customer_id, status, total_cents, created_at, items")
-            .batch_size(batch_size()?)
+            .batch_size(args::batch_size(DEFAULT_BATCH_SIZE)?)
             .fetch(cursor)?;
         let mut orders = Vec::new();
         let mut items = Vec::new();
@@ -162,7 +162,7 @@ impl Migration for ArchiveOldOrders {
             db::execute(
                 &format!(
                     "DELETE FROM archived_orders WHERE id IN ({})",
-                    placeholders(ids.len())
+                    db::placeholders(ids.len())
                 ),
                 &ids,
             )?;
@@ -237,18 +237,6 @@ fn json_value(json: &Json) -> Result<Value> {
         Json::String(s) => Value::Text(s.clone()),
         other => return Err(Error::msg(format!("unexpected {other} in archived items"))),
     })
-}
-
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
-}
-
-fn batch_size() -> Result<u64> {
-    let size = args::parse_or("batch_size", DEFAULT_BATCH_SIZE)?;
-    if size == 0 {
-        return Err(Error::msg("argument batch_size=0 must be at least 1"));
-    }
-    Ok(size)
 }
 
 #[cfg(test)]

@@ -9,17 +9,7 @@
 use dmig_guest::{Error, Manifest, Migration, Result, Rows, Step, args, db, log, params, progress};
 
 /// Rows per step unless `--arg batch_size=N` says otherwise.
-const DEFAULT_BATCH_SIZE: i64 = 500;
-
-fn batch_size() -> Result<i64> {
-    let size = args::parse_or("batch_size", DEFAULT_BATCH_SIZE)?;
-    if size < 1 {
-        return Err(Error::msg(format!(
-            "argument batch_size={size} must be at least 1"
-        )));
-    }
-    Ok(size)
-}
+const DEFAULT_BATCH_SIZE: u64 = 500;
 
 struct BackfillUserSlugs;
 
@@ -32,7 +22,7 @@ impl Migration for BackfillUserSlugs {
     .writes(&["users"]);
 
     fn up(cursor: Option<&str>) -> Result<Step> {
-        let size = batch_size()?;
+        let size = args::batch_size(DEFAULT_BATCH_SIZE)?;
         let after = parse_cursor(cursor)?;
         if cursor.is_none() {
             let missing = db::query("SELECT count(*) AS n FROM users WHERE slug IS NULL", &[])?;
@@ -42,7 +32,7 @@ impl Migration for BackfillUserSlugs {
         }
         let batch = db::query(
             "SELECT id, name FROM users WHERE id > ? AND slug IS NULL ORDER BY id LIMIT ?",
-            &params![after, size],
+            &params![after, size as i64],
         )?;
         let mut updates = Vec::with_capacity(batch.len());
         for user in batch.iter() {
@@ -74,11 +64,11 @@ impl Migration for BackfillUserSlugs {
     }
 
     fn down(cursor: Option<&str>) -> Result<Step> {
-        let size = batch_size()?;
+        let size = args::batch_size(DEFAULT_BATCH_SIZE)?;
         let after = parse_cursor(cursor)?;
         let batch = db::query(
             "SELECT id, name, slug FROM users WHERE id > ? AND slug IS NOT NULL ORDER BY id LIMIT ?",
-            &params![after, size],
+            &params![after, size as i64],
         )?;
         let mut clears = Vec::new();
         for user in batch.iter() {
@@ -106,10 +96,10 @@ fn parse_cursor(cursor: Option<&str>) -> Result<i64> {
 }
 
 /// A full batch means there may be more; a short one means this was the last.
-fn next_step(batch: &Rows, size: i64) -> Result<Step> {
+fn next_step(batch: &Rows, size: u64) -> Result<Step> {
     let processed = batch.len() as u64;
     match batch.last() {
-        Some(last) if batch.len() as i64 == size => {
+        Some(last) if batch.len() as u64 == size => {
             Ok(Step::next(last.get::<i64>("id")?.to_string(), processed))
         }
         _ => Ok(Step::done(processed)),

@@ -39,7 +39,7 @@ impl Migration for ImportLegacyUsers {
     .writes(&["users", "profiles", "legacy_import_errors"]);
 
     fn up(cursor: Option<&str>) -> Result<Step> {
-        let size = batch_size()?;
+        let size = args::batch_size(DEFAULT_BATCH_SIZE)?;
         let mut reader = open()?;
         let columns = Columns::find(reader.headers().map_err(csv_error)?)?;
         if cursor.is_none() {
@@ -93,7 +93,7 @@ impl Migration for ImportLegacyUsers {
         let batch = Keyset::new("users", "id")
             .columns("id")
             .filter("legacy_id IS NOT NULL", params![])
-            .batch_size(batch_size()?)
+            .batch_size(args::batch_size(DEFAULT_BATCH_SIZE)?)
             .fetch(cursor)?;
         let ids: Vec<Value> = batch
             .rows()
@@ -101,7 +101,7 @@ impl Migration for ImportLegacyUsers {
             .map(|row| row.get::<i64>("id").map(Value::from))
             .collect::<Result<_>>()?;
         if !ids.is_empty() {
-            let list = placeholders(ids.len());
+            let list = db::placeholders(ids.len());
             db::execute(
                 &format!("DELETE FROM profiles WHERE user_id IN ({list})"),
                 &ids,
@@ -229,7 +229,7 @@ fn import(records: Vec<Result<Legacy, Malformed>>) -> Result<(usize, usize)> {
     if !valid.is_empty() {
         let mut keys: Vec<Value> = valid.iter().map(|r| Value::from(r.legacy_id)).collect();
         keys.extend(valid.iter().map(|r| Value::from(&r.email)));
-        let list = placeholders(valid.len());
+        let list = db::placeholders(valid.len());
         let existing = db::query(
             &format!(
                 "SELECT legacy_id, email FROM users WHERE legacy_id IN ({list}) OR email IN ({list})"
@@ -288,7 +288,7 @@ fn import(records: Vec<Result<Legacy, Malformed>>) -> Result<(usize, usize)> {
         let rows = db::query(
             &format!(
                 "SELECT id, legacy_id FROM users WHERE legacy_id IN ({})",
-                placeholders(ids.len())
+                db::placeholders(ids.len())
             ),
             &ids,
         )?;
@@ -320,7 +320,7 @@ fn record_errors(mut malformed: Vec<Malformed>) -> Result<usize> {
     let recorded: HashSet<i64> = db::query(
         &format!(
             "SELECT line FROM legacy_import_errors WHERE line IN ({})",
-            placeholders(lines.len())
+            db::placeholders(lines.len())
         ),
         &lines,
     )?
@@ -394,18 +394,6 @@ fn to_csv(record: &csv::StringRecord) -> String {
     let _ = writer.write_record(record);
     let bytes = writer.into_inner().unwrap_or_default();
     String::from_utf8_lossy(&bytes).trim_end().to_owned()
-}
-
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
-}
-
-fn batch_size() -> Result<u64> {
-    let size = args::parse_or("batch_size", DEFAULT_BATCH_SIZE)?;
-    if size == 0 {
-        return Err(Error::msg("argument batch_size=0 must be at least 1"));
-    }
-    Ok(size)
 }
 
 #[cfg(test)]

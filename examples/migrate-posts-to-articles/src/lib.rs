@@ -39,7 +39,7 @@ impl Migration for MigratePostsToArticles {
     fn up(cursor: Option<&str>) -> Result<Step> {
         let posts = Keyset::new("posts", "id")
             .columns("id, title, body, status")
-            .batch_size(batch_size()?);
+            .batch_size(args::batch_size(DEFAULT_BATCH_SIZE)?);
         if cursor.is_none() {
             let total = posts.count()?;
             progress::set_total(total);
@@ -142,7 +142,7 @@ impl Migration for MigratePostsToArticles {
         let batch = Keyset::new("articles", "id")
             .columns("id")
             .filter("legacy_post_id IS NOT NULL", params![])
-            .batch_size(batch_size()?)
+            .batch_size(args::batch_size(DEFAULT_BATCH_SIZE)?)
             .fetch(cursor)?;
         let ids: Vec<Value> = batch
             .rows()
@@ -150,7 +150,7 @@ impl Migration for MigratePostsToArticles {
             .map(|row| row.get::<i64>("id").map(Value::from))
             .collect::<Result<_>>()?;
         if !ids.is_empty() {
-            let list = placeholders(ids.len());
+            let list = db::placeholders(ids.len());
             db::execute(
                 &format!("DELETE FROM article_tags WHERE article_id IN ({list})"),
                 &ids,
@@ -176,24 +176,11 @@ pub fn map_status(status: Option<&str>) -> &'static str {
     }
 }
 
-/// `?, ?, ?` for `n` values.
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
-}
-
 fn lower_bound(cursor: Option<&str>) -> Result<i64> {
     cursor.map_or(Ok(i64::MIN), |c| {
         c.parse()
             .map_err(|_| Error::msg(format!("cursor {c:?} is not a post id")))
     })
-}
-
-fn batch_size() -> Result<u64> {
-    let size = args::parse_or("batch_size", DEFAULT_BATCH_SIZE)?;
-    if size == 0 {
-        return Err(Error::msg("argument batch_size=0 must be at least 1"));
-    }
-    Ok(size)
 }
 
 #[cfg(test)]

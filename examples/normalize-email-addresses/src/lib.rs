@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 use dmig_guest::{
-    Error, Keyset, Manifest, Migration, Result, Step, Value, args, db, log, params, progress,
+    Keyset, Manifest, Migration, Result, Step, Value, args, db, log, params, progress,
 };
 
 const DEFAULT_BATCH_SIZE: u64 = 500;
@@ -32,7 +32,7 @@ impl Migration for NormalizeEmailAddresses {
     fn up(cursor: Option<&str>) -> Result<Step> {
         let users = Keyset::new("users", "id")
             .columns("id, email")
-            .batch_size(batch_size()?);
+            .batch_size(args::batch_size(DEFAULT_BATCH_SIZE)?);
         if cursor.is_none() {
             progress::set_total(users.count()?);
         }
@@ -85,12 +85,4 @@ dmig_guest::export_migration!(NormalizeEmailAddresses);
 /// The normal form: trimmed, lowercase.
 pub fn normalize(email: &str) -> String {
     email.trim().to_lowercase()
-}
-
-fn batch_size() -> Result<u64> {
-    let size = args::parse_or("batch_size", DEFAULT_BATCH_SIZE)?;
-    if size == 0 {
-        return Err(Error::msg("argument batch_size=0 must be at least 1"));
-    }
-    Ok(size)
 }

@@ -32,7 +32,7 @@ impl Migration for SplitMetadataJson {
         let products = Keyset::new("products", "id")
             .columns("id, metadata, color, size, weight_grams")
             .filter("metadata IS NOT NULL", params![])
-            .batch_size(batch_size()?);
+            .batch_size(args::batch_size(DEFAULT_BATCH_SIZE)?);
         if cursor.is_none() {
             progress::set_total(products.count()?);
         }
@@ -91,7 +91,7 @@ impl Migration for SplitMetadataJson {
                 "color IS NOT NULL OR size IS NOT NULL OR weight_grams IS NOT NULL",
                 params![],
             )
-            .batch_size(batch_size()?)
+            .batch_size(args::batch_size(DEFAULT_BATCH_SIZE)?)
             .fetch(cursor)?;
         let mut updates = Vec::new();
         for product in batch.rows() {
@@ -144,12 +144,4 @@ fn take_text(metadata: &mut Map<String, Json>, id: i64, key: &str) -> Option<Str
         }
         None => None,
     }
-}
-
-fn batch_size() -> Result<u64> {
-    let size = args::parse_or("batch_size", DEFAULT_BATCH_SIZE)?;
-    if size == 0 {
-        return Err(Error::msg("argument batch_size=0 must be at least 1"));
-    }
-    Ok(size)
 }

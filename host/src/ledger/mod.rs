@@ -214,10 +214,18 @@ pub async fn migration(conn: &mut Connection, name: &str) -> Result<Option<Migra
 
 /// The most recent run of migration `name`, if any.
 pub async fn latest_run(conn: &mut Connection, name: &str) -> Result<Option<RunRecord>> {
-    let sql = format!(
-        "{} WHERE migration = ? ORDER BY id DESC LIMIT 1",
-        run_select(conn).await
-    );
+    let select = run_select(conn).await;
+    latest_run_with(conn, &select, name).await
+}
+
+/// [`latest_run`] with the run query already chosen, so a loop probes the
+/// ledger's columns once.
+async fn latest_run_with(
+    conn: &mut Connection,
+    select: &str,
+    name: &str,
+) -> Result<Option<RunRecord>> {
+    let sql = format!("{select} WHERE migration = ? ORDER BY id DESC LIMIT 1");
     let rows = conn
         .query(&sql, &[name.into()])
         .await
@@ -249,10 +257,11 @@ pub async fn status(conn: &mut Connection) -> Result<Vec<MigrationStatus>> {
         )
         .await
         .map_err(|e| ledger_error("read", e))?;
+    let select = run_select(conn).await;
     let mut statuses = Vec::with_capacity(rows.rows.len());
     for row in &rows.rows {
         let migration = migration_from_row(&rows, row)?;
-        let last_run = latest_run(conn, &migration.name).await?;
+        let last_run = latest_run_with(conn, &select, &migration.name).await?;
         statuses.push(MigrationStatus {
             migration,
             last_run,

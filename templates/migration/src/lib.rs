@@ -50,7 +50,7 @@ impl Migration for Migrate {
         let keyset = Keyset::new("users", "id")
             .columns("id, email")
             .filter("email_normalized IS NULL", params![])
-            .batch_size(batch_size()?);
+            .batch_size(args::batch_size(DEFAULT_BATCH_SIZE)?);
         if cursor.is_none() {
             // The first step: tell the operator how much there is to do.
             let total = keyset.count()?;
@@ -90,7 +90,7 @@ impl Migration for Migrate {
         let batch = Keyset::new("users", "id")
             .columns("id")
             .filter("email_normalized IS NOT NULL", params![])
-            .batch_size(batch_size()?)
+            .batch_size(args::batch_size(DEFAULT_BATCH_SIZE)?)
             .fetch(cursor)?;
         db::execute_many_with(
             "UPDATE users SET email_normalized = NULL WHERE id = ?",
@@ -103,10 +103,3 @@ impl Migration for Migrate {
 
 dmig_guest::export_migration!(Migrate);
 
-fn batch_size() -> Result<u64> {
-    let size = args::parse_or("batch_size", DEFAULT_BATCH_SIZE)?;
-    if size == 0 {
-        return Err(Error::msg("argument batch_size=0 must be at least 1"));
-    }
-    Ok(size)
-}
