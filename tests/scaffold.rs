@@ -1,7 +1,8 @@
 //! `dmig-host new` and the template: rendered both ways (dmig-host always,
-//! cargo-generate where installed), built for wasm32-wasip2 offline, and run
-//! through the harness; and every bad input refused with its exit code,
-//! leaving nothing behind.
+//! cargo-generate where installed, and always under scripts/test.sh), built
+//! for wasm32-wasip2 offline, run through the harness and by its own `cargo
+//! test`; and every bad input refused with its exit code, leaving nothing
+//! behind.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,17 +17,43 @@ const DMIG: &str = env!("CARGO_BIN_EXE_dmig-host-under-test");
 /// would overwrite the example's component.
 const NAME: &str = "fill_normalized_emails";
 
+/// The checkout, canonical: `dmig-host new` names it that way.
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
-        .to_path_buf()
+        .canonicalize()
+        .unwrap()
 }
 
 /// The workspace's target directory: this test runs from `<target>/debug/deps`.
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.ancestors().nth(3).unwrap().to_path_buf()
+}
+
+/// The command that runs `generate` with cargo-generate: the one
+/// DMIG_TEST_CARGO_GENERATE names (`cargo`, or a `cargo-generate` binary),
+/// else `cargo` where `cargo generate` works, else none.
+fn cargo_generate() -> Option<PathBuf> {
+    if let Some(named) = std::env::var_os("DMIG_TEST_CARGO_GENERATE") {
+        let named = PathBuf::from(named);
+        let works = Command::new(&named)
+            .args(["generate", "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            works,
+            "DMIG_TEST_CARGO_GENERATE={} does not run `generate --version`; install cargo-generate (scripts/setup.sh with DMIG_NEED_CARGO_GENERATE=1)",
+            named.display()
+        );
+        return Some(named);
+    }
+    Command::new("cargo")
+        .args(["generate", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+        .then(|| PathBuf::from("cargo"))
 }
 
 /// Every file under `dir` (relative) with its text, sorted.
@@ -97,7 +124,7 @@ fn runs(wasm: &Path) {
     .unwrap();
     let migration = TestMigration::from_wasm(wasm);
     let run = migration.up(&db).unwrap();
-    assert_eq!(run.outcome.migration, "fill-normalized-emails");
+    assert_eq!(run.outcome.migration, NAME);
     assert_eq!(run.outcome.rows, 2);
     assert_eq!(
         db.column::<String>("SELECT email_normalized FROM users ORDER BY id")
@@ -112,19 +139,25 @@ fn new_renders_a_crate_that_builds_and_runs_and_matches_cargo_generate() {
     let dir = TestDir::new("new");
     let root = dir.path().join("db/data_migrations");
     let repo = repo();
+    // No --dmig-path: the binary depends the crate on its own checkout.
     let out = dmig(
         DMIG,
         dir.path(),
-        &[
-            "new",
-            NAME,
-            "--dir",
-            root.to_str().unwrap(),
-            "--dmig-path",
-            repo.to_str().unwrap(),
-        ],
+        &["new", NAME, "--dir", root.to_str().unwrap()],
     )
     .expect_code(0);
+    for line in [
+        format!(
+            "  dmig-guest = {{ path = {:?} }}\n",
+            repo.join("guest-sdk").display().to_string()
+        ),
+        format!(
+            "  dmig-host = {{ path = {:?}, features = [\"harness\"] }}\n",
+            repo.join("host").display().to_string()
+        ),
+    ] {
+        assert!(out.stdout.contains(&line), "{line} in {}", out.stdout);
+    }
     let entries: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -160,12 +193,10 @@ fn new_renders_a_crate_that_builds_and_runs_and_matches_cargo_generate() {
     let wasm = build(created);
     runs(&wasm);
 
-    // cargo-generate, where installed, renders the same crate.
-    let has_cargo_generate = Command::new("cargo")
-        .args(["generate", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if has_cargo_generate {
+    // cargo-generate renders the same crate. `scripts/test.sh` (so CI)
+    // names it in DMIG_TEST_CARGO_GENERATE and it must run; elsewhere it runs
+    // where `cargo generate` is installed.
+    if let Some(cargo_generate) = cargo_generate() {
         let other = dir.path().join("cargo-generate");
         std::fs::create_dir(&other).unwrap();
         let guest = format!(
@@ -176,7 +207,7 @@ fn new_renders_a_crate_that_builds_and_runs_and_matches_cargo_generate() {
             "dmig_host={{ path = {:?}, features = [\"harness\"] }}",
             repo.join("host").display().to_string()
         );
-        let out = Command::new("cargo")
+        let out = Command::new(&cargo_generate)
             .args(["generate", "--path"])
             .arg(repo.join("templates/migration"))
             .args(["--name", NAME, "--silent", "--vcs", "none", "--destination"])
@@ -189,34 +220,46 @@ fn new_renders_a_crate_that_builds_and_runs_and_matches_cargo_generate() {
             "cargo generate failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let generated = other.join("fill-normalized-emails");
+        let generated = other.join(NAME);
         assert_eq!(files(&generated), rendered);
         runs(&build(&generated));
     } else {
-        println!("skipped the cargo-generate half: cargo-generate is not installed");
+        println!(
+            "skipped the cargo-generate half: cargo-generate is not installed (scripts/test.sh installs it)"
+        );
     }
 
-    // The crate's own `cargo test` compiles the whole host in a target
-    // directory of its own (minutes, once); opt in.
-    if std::env::var_os("DMIG_TEST_TEMPLATE_CARGO_TEST").is_some() {
-        let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(created)
-            .args(["test", "--offline"])
-            .env("CARGO_TARGET_DIR", target_dir().join("template-test"))
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "the rendered crate's tests failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    } else {
-        println!(
-            "skipped the rendered crate's own cargo test: set DMIG_TEST_TEMPLATE_CARGO_TEST=1"
-        );
+    // The crate's own `cargo test`, as its author runs it: the harness builds
+    // the component and runs it on every database this suite has. It shares
+    // this workspace's target directory (free while tests run) and lock
+    // file, so only what the crate's own feature set changes is compiled
+    // again (a few minutes, the first time).
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(created)
+        .args(["test", "--offline", "--target-dir"])
+        .arg(target_dir())
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("CARGO_PRIMARY_PACKAGE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the rendered crate's tests failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut expected = vec!["sqlite::fills_missing_values_in_batches_and_reverts ... ok"];
+    if std::env::var_os("DMIG_TEST_POSTGRES_URL").is_some() {
+        expected.push("postgres::fills_missing_values_in_batches_and_reverts ... ok");
+    }
+    if std::env::var_os("DMIG_TEST_MYSQL_URL").is_some() {
+        expected.push("mysql::fills_missing_values_in_batches_and_reverts ... ok");
+    }
+    for test in expected {
+        assert!(stdout.contains(test), "{test} in:\n{stdout}");
     }
 }
 
@@ -278,4 +321,52 @@ fn new_refuses_bad_input_and_leaves_nothing_behind() {
         out.stderr
     );
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}
+
+#[test]
+fn new_says_where_the_sdk_comes_from_and_can_take_the_released_crates() {
+    let dir = TestDir::new("new-released");
+    let root = dir.path().join("m");
+    let root_arg = root.to_str().unwrap();
+
+    let out = dmig(
+        DMIG,
+        dir.path(),
+        &["new", "fix-v2_users", "--dir", root_arg, "--released"],
+    )
+    .expect_code(0);
+    assert!(
+        out.stdout.contains("  dmig-guest = \"0.1\"\n")
+            && out
+                .stdout
+                .contains("  dmig-host = { version = \"0.1\", features = [\"harness\"] }\n"),
+        "{}",
+        out.stdout
+    );
+    let created = std::fs::read_dir(&root)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let manifest = std::fs::read_to_string(created.join("Cargo.toml")).unwrap();
+    // cargo-generate's rule: a name mixing - and _ becomes kebab case.
+    assert!(manifest.contains("name = \"fix-v2-users\""), "{manifest}");
+
+    let out = dmig(
+        DMIG,
+        dir.path(),
+        &[
+            "new",
+            "other",
+            "--dir",
+            root_arg,
+            "--released",
+            "--dmig-path",
+            "/src/dmig",
+        ],
+    )
+    .expect_code(2);
+    assert!(out.stderr.contains("--released"), "{}", out.stderr);
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 1);
 }

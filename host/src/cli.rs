@@ -85,9 +85,15 @@ struct NewArgs {
     defines: Vec<(String, String)>,
 
     /// Depend on the dmig-guest and dmig-host crates of this dmig checkout
-    /// (by path) instead of released versions.
+    /// (by path). The default is the checkout this dmig-host was built from,
+    /// when it is still there, else the released crates.
     #[arg(long, value_name = "PATH")]
     dmig_path: Option<PathBuf>,
+
+    /// Depend on the released dmig-guest and dmig-host from crates.io, even
+    /// when this dmig-host was built from a checkout.
+    #[arg(long, conflicts_with = "dmig_path")]
+    released: bool,
 }
 
 /// Where the target database is.
@@ -482,10 +488,20 @@ fn new_migration(args: NewArgs) -> Result<(), Error> {
     if let Some(checkout) = &args.dmig_path {
         new.dmig_path(checkout);
     }
+    if args.released {
+        new.released();
+    }
     new.defines.extend(args.defines);
     let dir = new.create()?;
+    // Where the SDK comes from decides whether the crate builds: say it.
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
+    let dependencies: String = manifest
+        .lines()
+        .filter(|line| line.starts_with("dmig-guest =") || line.starts_with("dmig-host ="))
+        .map(|line| format!("  {line}\n"))
+        .collect();
     emit(&format!(
-        "created {}\nnext: cd {0} && cargo test, then cargo build --release --target wasm32-wasip2",
+        "created {}\n{dependencies}next: cd {0} && cargo test, then cargo build --release --target wasm32-wasip2",
         dir.display()
     ));
     Ok(())

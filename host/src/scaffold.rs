@@ -12,6 +12,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use heck::{ToKebabCase, ToSnakeCase};
+
 use crate::error::{Error, Result};
 
 /// The template's files, relative to `templates/migration/`. A test checks
@@ -58,38 +60,58 @@ pub struct NewMigration {
     pub defines: Vec<(String, String)>,
     /// The UTC time that prefixes the directory name.
     pub now: chrono::DateTime<chrono::Utc>,
+    /// The dmig checkout the crate depends on by path, under any `defines`;
+    /// `None` takes the template's defaults (the released crates).
+    pub checkout: Option<PathBuf>,
 }
 
 impl NewMigration {
-    /// A migration named `name` in `dir`, stamped with the current time.
+    /// A migration named `name` in `dir`, stamped with the current time,
+    /// depending on [`built_from_checkout`] when there is one: a crate that
+    /// builds on the first try against the very SDK and host this binary is.
     pub fn new(name: impl Into<String>, dir: impl Into<PathBuf>) -> Self {
         NewMigration {
             name: name.into(),
             dir: dir.into(),
             defines: Vec::new(),
             now: chrono::Utc::now(),
+            checkout: built_from_checkout(),
         }
     }
 
     /// Points the crate's `dmig-guest` and `dmig-host` dependencies at a dmig
-    /// checkout (its `guest-sdk/` and `host/`) instead of released versions.
+    /// checkout (its `guest-sdk/` and `host/`).
     pub fn dmig_path(&mut self, checkout: &Path) -> &mut Self {
-        let toml_path = |sub: &str| {
-            let path = checkout.join(sub).display().to_string();
-            format!("{:?}", path)
-        };
-        self.defines.push((
-            "dmig_guest".into(),
-            format!("{{ path = {} }}", toml_path("guest-sdk")),
-        ));
-        self.defines.push((
-            "dmig_host".into(),
-            format!(
-                "{{ path = {}, features = [\"harness\"] }}",
-                toml_path("host")
-            ),
-        ));
+        self.checkout = Some(checkout.to_path_buf());
         self
+    }
+
+    /// Takes the template's defaults, the released crates, even when this
+    /// binary was built from a checkout.
+    pub fn released(&mut self) -> &mut Self {
+        self.checkout = None;
+        self
+    }
+
+    /// The placeholder values: the checkout's paths, then `defines` over them.
+    fn values(&self) -> Vec<(String, String)> {
+        let mut values = Vec::new();
+        if let Some(checkout) = &self.checkout {
+            let toml_path = |sub: &str| format!("{:?}", checkout.join(sub).display().to_string());
+            values.push((
+                "dmig_guest".into(),
+                format!("{{ path = {} }}", toml_path("guest-sdk")),
+            ));
+            values.push((
+                "dmig_host".into(),
+                format!(
+                    "{{ path = {}, features = [\"harness\"] }}",
+                    toml_path("host")
+                ),
+            ));
+        }
+        values.extend(self.defines.iter().cloned());
+        values
     }
 
     /// The directory the crate goes into: `<dir>/<YYYYMMDDHHMMSS>_<name>`.
@@ -106,7 +128,7 @@ impl NewMigration {
     /// [`Error::BadMigrationName`], [`Error::BadDefine`],
     /// [`Error::ScaffoldExists`] (never overwrites), [`Error::ScaffoldWrite`].
     pub fn create(&self) -> Result<PathBuf> {
-        let files = render(&self.name, &self.defines)?;
+        let files = render(&self.name, &self.values())?;
         let target = self.target();
         if target.exists() {
             return Err(Error::ScaffoldExists { path: target });
@@ -132,6 +154,18 @@ impl NewMigration {
         }
         Ok(target)
     }
+}
+
+/// The dmig checkout this binary was compiled from, if it is still on disk:
+/// `dmig-host` installed with `cargo install --path host` from a checkout.
+/// A binary built from a published crate has no `guest-sdk/` beside its
+/// source, so it gets `None` and the template's released versions.
+pub fn built_from_checkout() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    let is_checkout = ["guest-sdk/Cargo.toml", "host/Cargo.toml", "wit"]
+        .iter()
+        .all(|p| root.join(p).exists());
+    is_checkout.then(|| root.canonicalize().unwrap_or_else(|_| root.to_path_buf()))
 }
 
 /// Checks a migration name: it becomes a directory, a crate name and the
@@ -165,8 +199,8 @@ pub fn check_name(name: &str) -> Result<()> {
 }
 
 /// The template rendered for `name`: each output file's relative path and
-/// text. `project-name` is `name` in kebab case and `crate_name` in snake
-/// case, as cargo-generate derives them.
+/// text. `project-name` and `crate_name` are derived as cargo-generate
+/// derives them (see [`project_name`]), so both tools render the same crate.
 ///
 /// # Errors
 ///
@@ -184,8 +218,8 @@ pub fn render(name: &str, defines: &[(String, String)]) -> Result<Vec<(PathBuf, 
         }
         vars.insert(key.clone(), value.clone());
     }
-    vars.insert("project-name".into(), name.replace('_', "-"));
-    vars.insert("crate_name".into(), name.replace('-', "_"));
+    vars.insert("project-name".into(), project_name(name));
+    vars.insert("crate_name".into(), name.to_snake_case());
     TEMPLATE_FILES
         .iter()
         .filter(|(path, _)| *path != CONFIG)
@@ -197,6 +231,18 @@ pub fn render(name: &str, defines: &[(String, String)]) -> Result<Vec<(PathBuf, 
             Ok((PathBuf::from(path), text))
         })
         .collect()
+}
+
+/// The crate's (and the migration's) name for `name`, as cargo-generate
+/// derives `project-name` without `--force`: a snake_case name as given,
+/// anything else in kebab case (`backfill_user_slugs` stays, `fix-v2_users`
+/// becomes `fix-v2-users`).
+pub fn project_name(name: &str) -> String {
+    if name.to_snake_case() == name {
+        name.to_owned()
+    } else {
+        name.to_kebab_case()
+    }
 }
 
 /// The placeholders `cargo-generate.toml` declares, with their defaults.
@@ -293,7 +339,7 @@ mod tests {
         assert!(files.iter().all(|(p, _)| p != Path::new(CONFIG)));
         let manifest = file("Cargo.toml");
         assert!(
-            manifest.contains("name = \"backfill-user-slugs\""),
+            manifest.contains("name = \"backfill_user_slugs\""),
             "{manifest}"
         );
         assert!(
@@ -306,6 +352,64 @@ mod tests {
         );
         assert!(file("README.md").contains("release/backfill_user_slugs.wasm"));
         assert!(files.iter().all(|(_, t)| !t.contains("{{")));
+    }
+
+    #[test]
+    fn depends_on_the_checkout_it_was_built_from_unless_told_otherwise() {
+        let checkout = built_from_checkout().expect("these tests run in a checkout");
+        assert!(checkout.join("guest-sdk/Cargo.toml").exists());
+        let value = |new: &NewMigration, key: &str| {
+            new.values()
+                .into_iter()
+                .filter(|(k, _)| k == key)
+                .map(|(_, v)| v)
+                .next_back()
+        };
+        let mut new = NewMigration::new("x", "/nowhere");
+        let guest = format!(
+            "{{ path = {:?} }}",
+            checkout.join("guest-sdk").display().to_string()
+        );
+        assert_eq!(value(&new, "dmig_guest"), Some(guest));
+        assert!(
+            value(&new, "dmig_host")
+                .unwrap()
+                .contains("features = [\"harness\"]")
+        );
+
+        new.defines.push(("dmig_guest".into(), "\"9\"".into()));
+        assert_eq!(value(&new, "dmig_guest").as_deref(), Some("\"9\""));
+
+        new.released();
+        assert_eq!(
+            value(&new, "dmig_host"),
+            None,
+            "the template's default applies"
+        );
+        new.dmig_path(Path::new("/src/dmig"));
+        assert_eq!(
+            value(&new, "dmig_host").as_deref(),
+            Some("{ path = \"/src/dmig/host\", features = [\"harness\"] }")
+        );
+    }
+
+    #[test]
+    fn project_names_follow_cargo_generate() {
+        for (given, project) in [
+            ("backfill_user_slugs", "backfill_user_slugs"),
+            ("backfill-user-slugs", "backfill-user-slugs"),
+            ("fix-v2_users", "fix-v2-users"),
+            ("users2", "users2"),
+        ] {
+            assert_eq!(project_name(given), project, "{given}");
+        }
+        let files = render("fix-v2_users", &[]).unwrap();
+        let manifest = &files
+            .iter()
+            .find(|(p, _)| p == Path::new("Cargo.toml"))
+            .unwrap()
+            .1;
+        assert!(manifest.contains("name = \"fix-v2-users\""), "{manifest}");
     }
 
     #[test]
