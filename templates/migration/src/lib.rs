@@ -34,11 +34,12 @@ const DEFAULT_BATCH_SIZE: u64 = 500;
 struct Migrate;
 
 impl Migration for Migrate {
-    /// The name is how the ledger knows this migration: never change it once
-    /// it has run anywhere.
     /// Who the migration is and every table it may touch: embedded in the
     /// artifact, shown by `dmig-host inspect`, and enforced by the host on
     /// each statement. Declare reads with `.reads(&[...])`, DDL with `.ddl()`.
+    ///
+    /// The name is how the ledger knows this migration: never change it once
+    /// it has run anywhere.
     const MANIFEST: Manifest = Manifest::new(
         "{{project-name}}",
         "Fill users.email_normalized from users.email where it is missing",
