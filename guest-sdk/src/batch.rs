@@ -216,6 +216,26 @@ impl Batch {
         }))
     }
 
+    /// The keys of this batch's rows, in order, as parameters: for acting on
+    /// exactly these rows with `WHERE key IN (…)` (see
+    /// [`db::placeholders`](crate::db::placeholders)).
+    ///
+    /// # Errors
+    ///
+    /// The key column is missing from the selected columns, or is NULL.
+    pub fn keys(&self) -> Result<Vec<Value>> {
+        let key = self.key.as_str();
+        self.rows
+            .iter()
+            .map(|row| {
+                Ok(match self.key_type {
+                    KeyType::Integer => Value::Int(row.get(key)?),
+                    KeyType::Text => Value::Text(row.get(key)?),
+                })
+            })
+            .collect()
+    }
+
     /// The step for this batch, counting every row read as processed.
     pub fn step(&self) -> Result<Step> {
         self.step_with(self.rows.len() as u64)
@@ -293,5 +313,17 @@ mod tests {
         assert_eq!(batch(&[7], 2).step().unwrap(), Step::done(1));
         assert_eq!(batch(&[], 2).step().unwrap(), Step::done(0));
         assert_eq!(batch(&[3, 4], 2).step_with(1).unwrap(), Step::next("4", 1));
+    }
+
+    #[test]
+    fn keys_are_the_rows_keys_as_parameters() {
+        assert_eq!(
+            batch(&[3, 5], 2).keys().unwrap(),
+            [Value::Int(3), Value::Int(5)]
+        );
+        assert!(batch(&[], 2).keys().unwrap().is_empty());
+        let mut missing = batch(&[1], 2);
+        missing.key = "code".into();
+        assert!(missing.keys().is_err());
     }
 }

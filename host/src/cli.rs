@@ -494,15 +494,12 @@ fn new_migration(args: NewArgs) -> Result<(), Error> {
     new.defines.extend(args.defines);
     let dir = new.create()?;
     // Where the SDK comes from decides whether the crate builds: say it.
-    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
-    let dependencies: String = manifest
-        .lines()
-        .filter(|line| line.starts_with("dmig-guest =") || line.starts_with("dmig-host ="))
-        .map(|line| format!("  {line}\n"))
-        .collect();
+    let values = new.placeholders()?;
     emit(&format!(
-        "created {}\n{dependencies}next: cd {0} && cargo test, then cargo build --release --target wasm32-wasip2",
-        dir.display()
+        "created {}\n  dmig-guest = {}\n  dmig-host = {}\nnext: cd {0} && cargo test, then cargo build --release --target wasm32-wasip2",
+        dir.display(),
+        values["dmig_guest"],
+        values["dmig_host"],
     ));
     Ok(())
 }

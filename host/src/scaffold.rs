@@ -114,6 +114,17 @@ impl NewMigration {
         values
     }
 
+    /// Every placeholder's value as the crate will be rendered: the
+    /// template's defaults under [`NewMigration::checkout`] and `defines`.
+    /// `new` prints the two dependency specs, which decide whether it builds.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadDefine`] for a placeholder the template does not declare.
+    pub fn placeholders(&self) -> Result<BTreeMap<String, String>> {
+        placeholder_values(&self.values())
+    }
+
     /// The directory the crate goes into: `<dir>/<YYYYMMDDHHMMSS>_<name>`.
     pub fn target(&self) -> PathBuf {
         self.dir
@@ -208,16 +219,7 @@ pub fn check_name(name: &str) -> Result<()> {
 /// template does not declare.
 pub fn render(name: &str, defines: &[(String, String)]) -> Result<Vec<(PathBuf, String)>> {
     check_name(name)?;
-    let mut vars = placeholders()?;
-    for (key, value) in defines {
-        if !vars.contains_key(key) {
-            return Err(Error::BadDefine {
-                key: key.clone(),
-                known: vars.keys().cloned().collect::<Vec<_>>().join(", "),
-            });
-        }
-        vars.insert(key.clone(), value.clone());
-    }
+    let mut vars = placeholder_values(defines)?;
     vars.insert("project-name".into(), project_name(name));
     vars.insert("crate_name".into(), name.to_snake_case());
     TEMPLATE_FILES
@@ -243,6 +245,22 @@ pub fn project_name(name: &str) -> String {
     } else {
         name.to_kebab_case()
     }
+}
+
+/// The declared placeholders with `defines` (later ones win) over their
+/// defaults.
+fn placeholder_values(defines: &[(String, String)]) -> Result<BTreeMap<String, String>> {
+    let mut vars = placeholders()?;
+    for (key, value) in defines {
+        if !vars.contains_key(key) {
+            return Err(Error::BadDefine {
+                key: key.clone(),
+                known: vars.keys().cloned().collect::<Vec<_>>().join(", "),
+            });
+        }
+        vars.insert(key.clone(), value.clone());
+    }
+    Ok(vars)
 }
 
 /// The placeholders `cargo-generate.toml` declares, with their defaults.
@@ -358,38 +376,28 @@ mod tests {
     fn depends_on_the_checkout_it_was_built_from_unless_told_otherwise() {
         let checkout = built_from_checkout().expect("these tests run in a checkout");
         assert!(checkout.join("guest-sdk/Cargo.toml").exists());
-        let value = |new: &NewMigration, key: &str| {
-            new.values()
-                .into_iter()
-                .filter(|(k, _)| k == key)
-                .map(|(_, v)| v)
-                .next_back()
-        };
+        let value = |new: &NewMigration, key: &str| new.placeholders().unwrap()[key].clone();
         let mut new = NewMigration::new("x", "/nowhere");
         let guest = format!(
             "{{ path = {:?} }}",
             checkout.join("guest-sdk").display().to_string()
         );
-        assert_eq!(value(&new, "dmig_guest"), Some(guest));
-        assert!(
-            value(&new, "dmig_host")
-                .unwrap()
-                .contains("features = [\"harness\"]")
-        );
+        assert_eq!(value(&new, "dmig_guest"), guest);
+        assert!(value(&new, "dmig_host").contains("features = [\"harness\"]"));
 
         new.defines.push(("dmig_guest".into(), "\"9\"".into()));
-        assert_eq!(value(&new, "dmig_guest").as_deref(), Some("\"9\""));
+        assert_eq!(value(&new, "dmig_guest"), "\"9\"");
 
         new.released();
         assert_eq!(
             value(&new, "dmig_host"),
-            None,
+            "{ version = \"0.1\", features = [\"harness\"] }",
             "the template's default applies"
         );
         new.dmig_path(Path::new("/src/dmig"));
         assert_eq!(
-            value(&new, "dmig_host").as_deref(),
-            Some("{ path = \"/src/dmig/host\", features = [\"harness\"] }")
+            value(&new, "dmig_host"),
+            "{ path = \"/src/dmig/host\", features = [\"harness\"] }"
         );
     }
 

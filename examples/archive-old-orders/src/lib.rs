@@ -42,11 +42,7 @@ impl Migration for ArchiveOldOrders {
             log::info(format!("{total} orders created before {before} to archive"));
         }
         let batch = orders.fetch(cursor)?;
-        let ids: Vec<Value> = batch
-            .rows()
-            .iter()
-            .map(|o| o.get::<i64>("id").map(Value::from))
-            .collect::<Result<_>>()?;
+        let ids = batch.keys()?;
         if ids.is_empty() {
             return batch.step();
         }

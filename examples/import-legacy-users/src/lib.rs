@@ -95,11 +95,7 @@ impl Migration for ImportLegacyUsers {
             .filter("legacy_id IS NOT NULL", params![])
             .batch_size(args::batch_size(DEFAULT_BATCH_SIZE)?)
             .fetch(cursor)?;
-        let ids: Vec<Value> = batch
-            .rows()
-            .iter()
-            .map(|row| row.get::<i64>("id").map(Value::from))
-            .collect::<Result<_>>()?;
+        let ids = batch.keys()?;
         if !ids.is_empty() {
             let list = db::placeholders(ids.len());
             db::execute(

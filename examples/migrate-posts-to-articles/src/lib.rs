@@ -20,7 +20,7 @@
 use std::collections::HashSet;
 
 use dmig_guest::{
-    Error, Keyset, Manifest, Migration, Result, Step, Value, args, db, log, params, progress,
+    Error, Keyset, Manifest, Migration, Result, Step, args, db, log, params, progress,
 };
 
 const DEFAULT_BATCH_SIZE: u64 = 200;
@@ -144,11 +144,7 @@ impl Migration for MigratePostsToArticles {
             .filter("legacy_post_id IS NOT NULL", params![])
             .batch_size(args::batch_size(DEFAULT_BATCH_SIZE)?)
             .fetch(cursor)?;
-        let ids: Vec<Value> = batch
-            .rows()
-            .iter()
-            .map(|row| row.get::<i64>("id").map(Value::from))
-            .collect::<Result<_>>()?;
+        let ids = batch.keys()?;
         if !ids.is_empty() {
             let list = db::placeholders(ids.len());
             db::execute(
