@@ -1,0 +1,41 @@
+//! The body shared by `sql-probe` and `sql-probe-raw`: step 1 commits a row
+//! to `notes`; step 2 writes another row (which must be rolled back), then
+//! sends the statements given as `--arg sql=…`, `--arg sql2=…`, `--arg sql3=…`
+//! in order, each through the call named by `--arg call=query|execute|many`
+//! (`many`: `execute_many` with `--arg sets=N` empty parameter sets, default
+//! 1000). If every statement runs, the step fails with what the last one
+//! returned, so a test that expects a refusal (exit 8) or a limit (exit 5)
+//! sees exit 1 instead when the gate let something through.
+
+use dmig_guest::{Error, Result, Step, args, db};
+
+pub fn up(cursor: Option<&str>) -> Result<Step> {
+    if cursor.is_none() {
+        db::execute("INSERT INTO notes (step) VALUES (1)", &[])?;
+        return Ok(Step::next("1", 1));
+    }
+    db::execute("INSERT INTO notes (step) VALUES (2)", &[])?;
+    let call = args::get("call").unwrap_or_else(|| "query".into());
+    let mut last = String::from("nothing ran");
+    for name in ["sql", "sql2", "sql3"] {
+        let Some(sql) = args::get(name) else { continue };
+        last = match call.as_str() {
+            "query" => {
+                let rows = db::query(&sql, &[])?;
+                let first = rows.get(0).and_then(|r| r.values().first().cloned());
+                format!(
+                    "{name} returned {} row(s), first value {first:?}",
+                    rows.len()
+                )
+            }
+            "execute" => format!("{name} changed {} row(s)", db::execute(&sql, &[])?),
+            "many" => {
+                let sets: usize = args::parse_or("sets", 1000)?;
+                let changed = db::execute_many(&sql, &vec![Vec::new(); sets])?;
+                format!("{name} ran {sets} times, changed {changed} row(s)")
+            }
+            other => return Err(Error::msg(format!("unknown call {other}"))),
+        };
+    }
+    Err(Error::msg(format!("every statement ran: {last}")))
+}
