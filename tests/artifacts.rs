@@ -134,7 +134,7 @@ fn an_unparseable_statement_is_refused(kind: Kind) {
         kind,
         "unparseable",
         "SELEKT everything FROM everywhere",
-        "cannot be parsed, so its tables cannot be checked",
+        "is refused: the database's grammar does not accept it",
     );
 }
 

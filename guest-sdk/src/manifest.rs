@@ -48,9 +48,14 @@ pub struct Manifest {
     /// declares in `writes`.
     pub ddl: bool,
     /// Whether it may send statements the host cannot parse, which therefore
-    /// cannot be checked against the declared tables. Shown loudly by
-    /// `dmig-host inspect`; avoid it.
+    /// cannot be checked against the declared tables, and call functions
+    /// the host otherwise refuses (server files, dynamic SQL, session
+    /// state, locks, sleeps, signals). Shown loudly by `dmig-host inspect`;
+    /// avoid it.
     pub raw_sql: bool,
+    /// Functions beyond the built-in pure ones (string, numeric, date/time,
+    /// JSON, aggregates, …) that statements may call.
+    pub functions: &'static [&'static str],
 }
 
 impl Manifest {
@@ -66,6 +71,7 @@ impl Manifest {
             writes: &[],
             ddl: false,
             raw_sql: false,
+            functions: &[],
         }
     }
 
@@ -81,9 +87,11 @@ impl Manifest {
         self
     }
 
-    /// Tables the migration reads without writing. Names are matched
-    /// case-insensitively; a schema-qualified name (`archive.orders`) matches
-    /// only statements that qualify it the same way.
+    /// Tables the migration reads without writing. Names are matched as the
+    /// database matches them (PostgreSQL folds unquoted names to lower case,
+    /// `"Quoted"` ones stay exact; MySQL compares exactly; SQLite ignores
+    /// case); a schema-qualified name (`archive.orders`) matches only
+    /// statements that qualify it the same way.
     pub const fn reads(mut self, tables: &'static [&'static str]) -> Self {
         self.reads = tables;
         self
@@ -102,9 +110,27 @@ impl Manifest {
         self
     }
 
-    /// Allows statements the host cannot parse (and so cannot check).
+    /// Allows statements the host cannot parse (and so cannot check), and
+    /// the functions it refuses to everyone else.
     pub const fn raw_sql(mut self) -> Self {
         self.raw_sql = true;
+        self
+    }
+
+    /// Functions statements may call beyond the built-in pure ones: your
+    /// own (`slugify`, `billing.net_total`) and extensions'. Names are
+    /// matched like table names: an unqualified declaration allows only
+    /// unqualified calls.
+    ///
+    /// ```
+    /// use dmig_guest::Manifest;
+    /// const MANIFEST: Manifest = Manifest::new("fill-slugs", "Fill slugs with the database's slugify()")
+    ///     .writes(&["users"])
+    ///     .functions(&["slugify"]);
+    /// assert_eq!(MANIFEST.functions, &["slugify"]);
+    /// ```
+    pub const fn functions(mut self, functions: &'static [&'static str]) -> Self {
+        self.functions = functions;
         self
     }
 }
@@ -133,7 +159,18 @@ const fn write(m: &Manifest, crate_version: &str, out: &mut [u8], dry: bool) -> 
         None => crate_version,
     };
     let mut at = 0;
-    at = raw(out, at, "{\"format\":1,\"name\":", dry);
+    // Format 2 only when it declares functions, so artifacts that do not
+    // still run on hosts that read format 1.
+    at = raw(
+        out,
+        at,
+        if m.functions.is_empty() {
+            "{\"format\":1,\"name\":"
+        } else {
+            "{\"format\":2,\"name\":"
+        },
+        dry,
+    );
     at = string(out, at, m.name, dry);
     at = raw(out, at, ",\"version\":", dry);
     at = string(out, at, version, dry);
@@ -151,6 +188,10 @@ const fn write(m: &Manifest, crate_version: &str, out: &mut [u8], dry: bool) -> 
     at = boolean(out, at, m.ddl, dry);
     at = raw(out, at, ",\"raw_sql\":", dry);
     at = boolean(out, at, m.raw_sql, dry);
+    if !m.functions.is_empty() {
+        at = raw(out, at, ",\"functions\":", dry);
+        at = list(out, at, m.functions, dry);
+    }
     raw(out, at, "}}", dry)
 }
 
@@ -240,6 +281,18 @@ mod tests {
         let json = String::from_utf8(write_vec(&V, len)).unwrap();
         assert!(json.contains(r#""version":"9.9.9""#), "{json}");
         assert!(json.contains(r#""reads":[],"writes":[]"#), "{json}");
+        assert!(json.starts_with(r#"{"format":1,"#), "{json}");
+    }
+
+    #[test]
+    fn functions_need_format_2() {
+        const F: Manifest = Manifest::new("n", "d").functions(&["slugify", "billing.total"]);
+        let json = String::from_utf8(write_vec(&F, encoded_len(&F, "0.1.0"))).unwrap();
+        assert!(json.starts_with(r#"{"format":2,"#), "{json}");
+        assert!(
+            json.ends_with(r#""raw_sql":false,"functions":["slugify","billing.total"]}}"#),
+            "{json}"
+        );
     }
 
     fn write_vec(m: &Manifest, len: usize) -> Vec<u8> {

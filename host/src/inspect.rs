@@ -170,11 +170,12 @@ impl std::fmt::Display for Inspection {
                 writeln!(f, "capabilities")?;
                 writeln!(f, "  reads       {}", list(&c.reads))?;
                 writeln!(f, "  writes      {}", list(&c.writes))?;
+                writeln!(f, "  functions   {}", list(&c.functions))?;
                 writeln!(f, "  ddl         {}", yes(c.ddl))?;
                 if c.raw_sql {
                     writeln!(
                         f,
-                        "  raw SQL     YES: statements dmig-host cannot parse run UNCHECKED against the declared tables"
+                        "  raw SQL     YES: statements dmig-host cannot parse run UNCHECKED against the declared tables, and server-file, dynamic-SQL, session, lock, sleep and signal functions are allowed"
                     )?;
                 } else {
                     writeln!(f, "  raw SQL     no")?;

@@ -33,6 +33,7 @@ pub mod runner;
 pub mod sandbox;
 pub mod scaffold;
 pub mod signing;
+pub mod sql;
 
 pub use artifact::Artifact;
 pub use error::{Error, ExitCode, Result};

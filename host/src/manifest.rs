@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 /// The custom section's name.
 pub const SECTION: &str = "dmig:manifest";
 
-/// The newest manifest format this host reads.
-pub const FORMAT: u32 = 1;
+/// The newest manifest format this host reads. Format 2 added
+/// `capabilities.functions`; a format-1 manifest declares no functions.
+pub const FORMAT: u32 = 2;
 
 /// Tables every migration is denied, whatever it declares: the host's ledger.
 pub const LEDGER_PREFIX: &str = "dmig_";
@@ -52,8 +53,13 @@ pub struct Capabilities {
     pub writes: Vec<String>,
     /// Whether it may run DDL on the tables in `writes`.
     pub ddl: bool,
-    /// Whether it may send statements the host cannot parse (unchecked).
+    /// Whether it may send statements the host cannot parse (unchecked),
+    /// and call the functions refused to everyone else.
     pub raw_sql: bool,
+    /// Functions outside the built-in pure ones that it may call (format 2;
+    /// absent means none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub functions: Vec<String>,
 }
 
 /// Why an artifact's manifest cannot be used.
@@ -93,6 +99,7 @@ impl Manifest {
         let manifest: Manifest =
             serde_json::from_slice(bytes).map_err(|e| ManifestError::Invalid(e.to_string()))?;
         manifest.validate()?;
+        manifest.validate_functions()?;
         Ok(manifest)
     }
 
@@ -116,11 +123,30 @@ impl Manifest {
             if table.trim().is_empty() || table.split('.').any(|part| part.trim().is_empty()) {
                 return rule(format!("declares an invalid table name {table:?}"));
             }
+            if let Err(e) = crate::sql::Name::parse(crate::sql::Dialect::Postgres, table) {
+                return rule(format!("declares an invalid table name: {e}"));
+            }
             if is_ledger_table(table) {
                 return rule(format!(
                     "declares the ledger table {table}; the dmig_ tables belong to the host"
                 ));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_functions(&self) -> Result<(), ManifestError> {
+        for function in &self.capabilities.functions {
+            if let Err(e) = crate::sql::Name::parse(crate::sql::Dialect::Postgres, function) {
+                return Err(ManifestError::Rule(format!(
+                    "declares an invalid function name: {e}"
+                )));
+            }
+        }
+        if self.format < 2 && !self.capabilities.functions.is_empty() {
+            return Err(ManifestError::Rule(
+                "declares functions, which needs format 2".into(),
+            ));
         }
         Ok(())
     }
@@ -217,10 +243,26 @@ mod tests {
             Manifest::parse(unknown.as_bytes()),
             Err(ManifestError::Invalid(_))
         ));
-        let newer = GOOD.replace(r#""format":1"#, r#""format":2"#);
+        let newer = GOOD.replace(r#""format":1"#, r#""format":3"#);
         assert_eq!(
             Manifest::parse(newer.as_bytes()),
-            Err(ManifestError::NewerFormat(2))
+            Err(ManifestError::NewerFormat(3))
+        );
+        let functions = GOOD.replace(
+            r#""raw_sql":false"#,
+            r#""raw_sql":false,"functions":["slugify"]"#,
+        );
+        assert!(matches!(
+            Manifest::parse(functions.as_bytes()),
+            Err(ManifestError::Rule(r)) if r.contains("format 2")
+        ));
+        let v2 = functions.replace(r#""format":1"#, r#""format":2"#);
+        assert_eq!(
+            Manifest::parse(v2.as_bytes())
+                .unwrap()
+                .capabilities
+                .functions,
+            ["slugify"]
         );
     }
 

@@ -8,8 +8,6 @@
 //! values). docs/VALUES.md describes the value mapping guests rely on.
 
 mod mysql;
-mod placeholders;
-pub(crate) use placeholders::numbered as numbered_placeholders;
 mod postgres;
 mod sqlite;
 mod value;
@@ -266,10 +264,46 @@ impl Interrupter {
     }
 }
 
+/// A statement's text and where its parameters are: `?` markers (what the
+/// host writes, and what MySQL and SQLite bind), or the numbered spots of a
+/// statement the SQL gate rendered for PostgreSQL.
+#[derive(Debug, Clone, Copy)]
+pub struct Sql<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) spots: Option<&'a [crate::sql::placeholders::Spot]>,
+}
+
+impl<'a> From<&'a str> for Sql<'a> {
+    fn from(text: &'a str) -> Self {
+        Sql { text, spots: None }
+    }
+}
+
+impl<'a> From<&'a String> for Sql<'a> {
+    fn from(text: &'a String) -> Self {
+        Sql { text, spots: None }
+    }
+}
+
+impl<'a> From<&'a crate::sql::Admitted> for Sql<'a> {
+    fn from(admitted: &'a crate::sql::Admitted) -> Self {
+        Sql {
+            text: &admitted.text,
+            spots: match &admitted.placeholders {
+                crate::sql::Placeholders::Positional => None,
+                crate::sql::Placeholders::Numbered(spots) => Some(spots),
+            },
+        }
+    }
+}
+
 /// A single connection to the target database. dmig uses exactly one per run,
 /// so the transaction a step runs in is unambiguous.
 pub struct Connection {
     inner: Inner,
+    /// How the server reads SQL text on this connection (fixed at connect;
+    /// the statements that could change it are refused to guests).
+    syntax: crate::sql::Syntax,
 }
 
 enum Inner {
@@ -322,7 +356,52 @@ impl Connection {
             Dialect::Postgres => Inner::Postgres(postgres::connect(url).await?),
             Dialect::Mysql => Inner::Mysql(mysql::connect(url).await?),
         };
-        Ok(Connection { inner })
+        let dialect = match inner {
+            Inner::Sqlite(..) => Dialect::Sqlite,
+            Inner::Postgres(_) => Dialect::Postgres,
+            Inner::Mysql(_) => Dialect::Mysql,
+        };
+        let mut conn = Connection {
+            inner,
+            syntax: crate::sql::Syntax::of(dialect),
+        };
+        conn.syntax = conn.read_syntax().await.map_err(|source| Error::Connect {
+            url: redact(url),
+            source: sqlx::Error::Protocol(source.to_string()),
+        })?;
+        Ok(conn)
+    }
+
+    /// Learns (MySQL) or fixes (PostgreSQL) the session's lexical settings
+    /// the SQL gate renders for: MySQL's `NO_BACKSLASH_ESCAPES` SQL mode, and
+    /// PostgreSQL's `standard_conforming_strings`, which the deparser's
+    /// string literals assume.
+    async fn read_syntax(&mut self) -> Result<crate::sql::Syntax, DbError> {
+        let mut syntax = crate::sql::Syntax::of(self.dialect());
+        match self.dialect() {
+            Dialect::Sqlite => {}
+            Dialect::Postgres => {
+                self.execute("SET standard_conforming_strings = on", &[])
+                    .await?;
+            }
+            Dialect::Mysql => {
+                let mode = self.query("SELECT @@SESSION.sql_mode AS m", &[]).await?;
+                let mode = mode
+                    .rows
+                    .first()
+                    .and_then(|r| r.first())
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_ascii_uppercase();
+                syntax.backslash_escapes = !mode.split(',').any(|m| m == "NO_BACKSLASH_ESCAPES");
+            }
+        }
+        Ok(syntax)
+    }
+
+    /// How the server reads SQL text on this connection.
+    pub fn syntax(&self) -> crate::sql::Syntax {
+        self.syntax
     }
 
     /// The kind of database this connection talks to.
@@ -381,41 +460,52 @@ impl Connection {
     }
 
     /// Runs a statement with `?` placeholders and returns every row.
-    pub async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+    pub async fn query<'s>(
+        &mut self,
+        sql: impl Into<Sql<'s>>,
+        params: &[Value],
+    ) -> Result<Rows, DbError> {
         self.query_limited(sql, params, ResultLimits::NONE).await
     }
 
     /// Like [`Connection::query`], but stops reading and fails with
     /// [`LIMIT_CODE`] as soon as the result exceeds `limits`.
-    pub async fn query_limited(
+    pub async fn query_limited<'s>(
         &mut self,
-        sql: &str,
+        sql: impl Into<Sql<'s>>,
         params: &[Value],
         limits: ResultLimits,
     ) -> Result<Rows, DbError> {
+        let sql = sql.into();
         match &mut self.inner {
-            Inner::Sqlite(c, _) => sqlite::query(c, sql, params, limits).await,
+            Inner::Sqlite(c, _) => sqlite::query(c, sql.text, params, limits).await,
             Inner::Postgres(c) => c.query(sql, params, limits).await,
-            Inner::Mysql(c) => mysql::query(c, sql, params, limits).await,
+            Inner::Mysql(c) => mysql::query(c, sql.text, params, limits).await,
         }
     }
 
     /// Runs a statement with `?` placeholders; returns the rows affected.
-    pub async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+    pub async fn execute<'s>(
+        &mut self,
+        sql: impl Into<Sql<'s>>,
+        params: &[Value],
+    ) -> Result<u64, DbError> {
+        let sql = sql.into();
         match &mut self.inner {
-            Inner::Sqlite(c, _) => Ok(sqlite::execute(c, sql, params).await?.0),
+            Inner::Sqlite(c, _) => Ok(sqlite::execute(c, sql.text, params).await?.0),
             Inner::Postgres(c) => c.execute(sql, params).await,
-            Inner::Mysql(c) => Ok(mysql::execute(c, sql, params).await?.0),
+            Inner::Mysql(c) => Ok(mysql::execute(c, sql.text, params).await?.0),
         }
     }
 
     /// Runs one statement per parameter set, prepared once (sqlx caches the
     /// prepared statement on the connection). Stops at the first error.
-    pub async fn execute_many(
+    pub async fn execute_many<'s>(
         &mut self,
-        sql: &str,
+        sql: impl Into<Sql<'s>>,
         param_sets: &[Vec<Value>],
     ) -> Result<u64, DbError> {
+        let sql = sql.into();
         let mut affected = 0;
         for params in param_sets {
             affected += self.execute(sql, params).await?;

@@ -28,10 +28,9 @@ use sqlx::{
 };
 
 use super::value::{Clock, Date, date_time_text};
-use super::{
-    DbError, ResultLimits, Rows, Value, fetch_limited, placeholders, redact, unsupported_type,
-};
+use super::{DbError, ResultLimits, Rows, Sql, Value, fetch_limited, redact, unsupported_type};
 use crate::error::{Error, Result};
+use crate::sql::placeholders;
 
 /// How many rewritten statements [`PgSession`] remembers; past this it
 /// forgets them all (they are cheap to redo, and migrations reuse a few).
@@ -128,7 +127,7 @@ impl PgSession {
 
     pub(super) async fn query(
         &mut self,
-        sql: &str,
+        sql: Sql<'_>,
         params: &[Value],
         limits: ResultLimits,
     ) -> Result<Rows, DbError> {
@@ -137,7 +136,7 @@ impl PgSession {
         fetch_limited(&mut self.conn, &sql, query, limits, decode_value).await
     }
 
-    pub(super) async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+    pub(super) async fn execute(&mut self, sql: Sql<'_>, params: &[Value]) -> Result<u64, DbError> {
         let sql = self.statement(sql, params).await?;
         let done = bind(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), params)
             .execute(&mut self.conn)
@@ -155,7 +154,7 @@ impl PgSession {
         // On a line of its own, in case the statement ends in a `--` comment.
         let returning = format!("{}\nRETURNING id", sql.trim_end().trim_end_matches(';'));
         let rows = self
-            .query(&returning, params, super::ResultLimits::NONE)
+            .query(returning.as_str().into(), params, super::ResultLimits::NONE)
             .await?;
         let id = match rows.rows.last() {
             None => 0,
@@ -170,19 +169,27 @@ impl PgSession {
     /// `sql` as it must be sent for `params`: placeholders numbered, typed
     /// by the kind of each parameter, and text parameters cast to the type
     /// the server infers for them where that type is not a text type.
-    async fn statement(&mut self, sql: &str, params: &[Value]) -> Result<String, DbError> {
-        let spots = placeholders::find(sql);
-        if spots.len() != params.len() {
+    async fn statement(&mut self, sql: Sql<'_>, params: &[Value]) -> Result<String, DbError> {
+        let found;
+        let spots = match sql.spots {
+            Some(spots) => spots,
+            None => {
+                found = placeholders::find(sql.text);
+                &found
+            }
+        };
+        let sql = sql.text;
+        let needed = spots.iter().map(|(_, i)| i + 1).max().unwrap_or(0);
+        if needed != params.len() {
             return Err(DbError {
                 code: None,
                 message: format!(
-                    "the statement has {} `?` placeholder(s) but {} parameter(s) were given",
-                    spots.len(),
+                    "the statement has {needed} `?` placeholder(s) but {} parameter(s) were given",
                     params.len()
                 ),
             });
         }
-        let typed = placeholders::substitute(sql, &spots, |i| {
+        let typed = placeholders::substitute(sql, spots, |i| {
             format!("${}{}", i + 1, kind_cast(&params[i]))
         });
         if !params.iter().any(|p| matches!(p, Value::Text(_))) {
@@ -213,7 +220,7 @@ impl PgSession {
                 casts[i] = format!("::text::{}", self.type_name(ty).await?);
             }
         }
-        let rewritten = placeholders::substitute(sql, &spots, |i| {
+        let rewritten = placeholders::substitute(sql, spots, |i| {
             format!("${}{}{}", i + 1, kind_cast(&params[i]), casts[i])
         });
         if self.rewrites.len() >= REWRITE_CACHE_CAPACITY {

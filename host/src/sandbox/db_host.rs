@@ -4,10 +4,12 @@
 
 use std::future::Future;
 
-use super::policy;
+use std::sync::Arc;
+
 use super::state::{HostState, HostTrap};
 use crate::bindings::latest::dmig::migration::{db, types};
-use crate::db::{DbError, Dialect, LIMIT_CODE, REFUSED_CODE, ResultLimits, Rows, Value};
+use crate::db::{DbError, Dialect, LIMIT_CODE, ResultLimits, Rows, Value};
+use crate::sql::Admitted;
 
 /// How many distinct admitted SQL texts an instance remembers.
 const MAX_ADMITTED_SQL: usize = 256;
@@ -28,16 +30,17 @@ impl db::Host for HostState {
         sql: String,
         params: Vec<types::Value>,
     ) -> wasmtime::Result<Result<types::Rows, types::DbError>> {
-        if let Err(e) = self.admit(&sql, params.len())? {
-            return Ok(Err(e.into()));
-        }
+        let admitted = match self.admit(&sql, params.len())? {
+            Ok(admitted) => admitted,
+            Err(e) => return Ok(Err(e.into())),
+        };
         let params = params.into_iter().map(Value::from).collect::<Vec<_>>();
         let limits = ResultLimits {
             max_rows: self.calls.max_result_rows,
             max_bytes: self.calls.max_result_bytes,
         };
         let result = self
-            .bounded(|conn| async move { conn.query_limited(&sql, &params, limits).await })
+            .bounded(|conn| async move { conn.query_limited(&*admitted, &params, limits).await })
             .await?;
         Ok(result.map(types::Rows::from))
     }
@@ -47,11 +50,12 @@ impl db::Host for HostState {
         sql: String,
         params: Vec<types::Value>,
     ) -> wasmtime::Result<Result<u64, types::DbError>> {
-        if let Err(e) = self.admit(&sql, params.len())? {
-            return Ok(Err(e.into()));
-        }
+        let admitted = match self.admit(&sql, params.len())? {
+            Ok(admitted) => admitted,
+            Err(e) => return Ok(Err(e.into())),
+        };
         let params = params.into_iter().map(Value::from).collect::<Vec<_>>();
-        self.bounded(|conn| async move { conn.execute(&sql, &params).await })
+        self.bounded(|conn| async move { conn.execute(&*admitted, &params).await })
             .await
     }
 
@@ -61,27 +65,29 @@ impl db::Host for HostState {
         param_sets: Vec<Vec<types::Value>>,
     ) -> wasmtime::Result<Result<u64, types::DbError>> {
         let total = param_sets.iter().map(Vec::len).sum();
-        if let Err(e) = self.admit(&sql, total)? {
-            return Ok(Err(e.into()));
-        }
+        let admitted = match self.admit(&sql, total)? {
+            Ok(admitted) => admitted,
+            Err(e) => return Ok(Err(e.into())),
+        };
         let param_sets = param_sets
             .into_iter()
             .map(|set| set.into_iter().map(Value::from).collect())
             .collect::<Vec<Vec<_>>>();
-        self.bounded(|conn| async move { conn.execute_many(&sql, &param_sets).await })
+        self.bounded(|conn| async move { conn.execute_many(&*admitted, &param_sets).await })
             .await
     }
 }
 
 impl HostState {
-    /// Checks a call against the per-call caps, the SQL policy and the
-    /// declared capabilities before it reaches the database. A cap or policy
-    /// refusal is an error the guest sees; a capability violation traps.
-    fn admit(&mut self, sql: &str, params: usize) -> wasmtime::Result<Result<(), DbError>> {
-        Ok(self.admit_checked(sql, params)?)
-    }
-
-    fn admit_checked(&mut self, sql: &str, params: usize) -> Result<Result<(), DbError>, HostTrap> {
+    /// Checks a call against the per-call caps and the SQL gate before it
+    /// reaches the database, and returns what to send: the gate's rendering,
+    /// never the guest's text. A cap is an error the guest sees; a refusal
+    /// by the gate traps (exit 8).
+    fn admit(
+        &mut self,
+        sql: &str,
+        params: usize,
+    ) -> wasmtime::Result<Result<Arc<Admitted>, DbError>> {
         let limit = |message: String| DbError {
             code: Some(LIMIT_CODE.into()),
             message,
@@ -99,27 +105,22 @@ impl HostState {
                 self.calls.max_params
             ))));
         }
-        // A migration sends the same few statements batch after batch: check
-        // each text once. Only admitted texts are remembered, and only so many.
-        if self.admitted_sql.contains(sql) {
-            return Ok(Ok(()));
+        // A migration sends the same few statements batch after batch:
+        // analyse each text once. Only admitted texts are remembered, and
+        // only so many.
+        if let Some(admitted) = self.admitted.get(sql) {
+            return Ok(Ok(Arc::clone(admitted)));
         }
-        if let Err(refusal) = policy::check(self.conn.dialect(), sql) {
-            return Ok(Err(DbError {
-                code: Some(REFUSED_CODE.into()),
-                message: refusal.to_string(),
-            }));
+        let admitted = Arc::new(
+            self.gate
+                .admit(sql)
+                .map_err(|refusal| wasmtime::Error::new(HostTrap::Refused(refusal)))?,
+        );
+        if self.admitted.len() >= MAX_ADMITTED_SQL {
+            self.admitted.clear();
         }
-        if let Some(capabilities) = &self.capabilities {
-            capabilities
-                .check(self.conn.dialect(), sql)
-                .map_err(HostTrap::Capability)?;
-        }
-        if self.admitted_sql.len() >= MAX_ADMITTED_SQL {
-            self.admitted_sql.clear();
-        }
-        self.admitted_sql.insert(sql.to_owned());
-        Ok(Ok(()))
+        self.admitted.insert(sql.to_owned(), Arc::clone(&admitted));
+        Ok(Ok(admitted))
     }
 
     /// Runs one database call if a step is running. If the step's deadline

@@ -8,11 +8,9 @@
 //! and panic messages reach the operator.
 
 mod cache;
-pub mod capabilities;
 mod compat;
 mod db_host;
 mod output;
-pub mod policy;
 mod run_host;
 mod state;
 mod trap;
@@ -27,8 +25,8 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
+pub use crate::sql::Refusal;
 pub use cache::ComponentCache;
-pub use capabilities::{CapabilityCheck, Violation};
 pub use output::CapturedOutput;
 pub use state::{HostState, HostTrap, Report};
 
@@ -386,9 +384,7 @@ impl Sandbox {
                 )),
             });
         }
-        let capabilities = artifact
-            .manifest()
-            .map(|m| CapabilityCheck::new(&m.capabilities));
+        let capabilities = artifact.manifest().map(|m| m.capabilities.clone());
         Ok(LoadedMigration {
             version,
             pre,
@@ -423,6 +419,12 @@ impl Sandbox {
         }
         let mut table = ResourceTable::new();
         table.set_max_capacity(self.config.max_resources);
+        let gate =
+            crate::sql::Gate::new(conn.syntax(), loaded.capabilities.as_ref()).map_err(|e| {
+                Error::Sandbox(format!(
+                    "the manifest declares a name that does not parse: {e}"
+                ))
+            })?;
         let state = HostState {
             wasi: wasi.build(),
             table,
@@ -442,8 +444,8 @@ impl Sandbox {
             stderr,
             args,
             report: Report::default(),
-            admitted_sql: Default::default(),
-            capabilities: loaded.capabilities.clone(),
+            admitted: Default::default(),
+            gate,
         };
         let mut store = Store::new(&self.engine, state);
         if self.config.enforce_limits {
@@ -541,7 +543,8 @@ pub struct LoadedMigration {
     /// What its statements are checked against; `None` for an artifact
     /// without a manifest, which runs unrestricted (the runner decides
     /// whether that is allowed).
-    capabilities: Option<CapabilityCheck>,
+    /// The declared capabilities; `None` runs unrestricted.
+    capabilities: Option<crate::manifest::Capabilities>,
 }
 
 impl LoadedMigration {
@@ -713,9 +716,7 @@ impl Instance {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(message)) => Err(GuestFailure::Returned(message)),
             Err(trap) => match trap.downcast_ref::<HostTrap>() {
-                Some(HostTrap::Capability(violation)) => {
-                    Err(GuestFailure::Refused(violation.to_string()))
-                }
+                Some(HostTrap::Refused(refusal)) => Err(GuestFailure::Refused(refusal.to_string())),
                 _ => Err(GuestFailure::Trapped(self.explain(&trap))),
             },
         };

@@ -30,11 +30,11 @@ pub struct HostState {
     pub(crate) args: Vec<(String, String)>,
     /// What the guest reported during the current step.
     pub(crate) report: Report,
-    /// SQL texts that passed the policy and the capability check (see
-    /// `db_host`), so each is checked once.
-    pub(crate) admitted_sql: std::collections::HashSet<String>,
-    /// The artifact's declared capabilities; `None` runs unrestricted.
-    pub(crate) capabilities: Option<super::CapabilityCheck>,
+    /// Guest SQL texts the gate admitted, with what it sends for each (see
+    /// `db_host`), so each text is analysed once.
+    pub(crate) admitted: std::collections::HashMap<String, std::sync::Arc<crate::sql::Admitted>>,
+    /// The SQL gate: the target's syntax and the artifact's capabilities.
+    pub(crate) gate: crate::sql::Gate,
 }
 
 /// What a guest reported through `log` and `progress` during a step.
@@ -70,11 +70,12 @@ pub enum HostTrap {
     /// time ran out.
     #[error("step exceeded {} s (the time ran out inside a database call)", timeout.as_secs_f64())]
     StepTimeoutInHostCall { timeout: Duration },
-    /// The guest sent a statement outside its declared capabilities. A trap,
-    /// not an error the guest could swallow: a misdeclared artifact must
-    /// fail loudly rather than silently skip a write.
+    /// The SQL gate refused a statement: outside the declared capabilities,
+    /// or of a kind no migration may send. A trap, not an error the guest
+    /// could swallow: a misdeclared or hostile artifact must fail loudly
+    /// rather than silently skip a write.
     #[error("{0}")]
-    Capability(super::Violation),
+    Refused(crate::sql::Refusal),
 }
 
 /// Enforces the sandbox's memory and table limits with errors that say which

@@ -7,8 +7,21 @@
 //! those constructs and treats every other `?` as a placeholder. (MySQL and
 //! SQLite take `?` natively and never come here.)
 
-/// Byte offsets of the placeholders in `sql`, in order.
-pub(super) fn find(sql: &str) -> Vec<usize> {
+/// A placeholder in statement text: its byte range and the 0-based index of
+/// the parameter it takes.
+pub(crate) type Spot = (std::ops::Range<usize>, usize);
+
+/// The `?` placeholders in `sql`, in order.
+pub(crate) fn find(sql: &str) -> Vec<Spot> {
+    find_offsets(sql)
+        .into_iter()
+        .enumerate()
+        .map(|(index, at)| (at..at + 1, index))
+        .collect()
+}
+
+/// Byte offsets of the `?` placeholders in `sql`, in order.
+fn find_offsets(sql: &str) -> Vec<usize> {
     let bytes = sql.as_bytes();
     let mut found = Vec::new();
     let mut i = 0;
@@ -32,21 +45,21 @@ pub(super) fn find(sql: &str) -> Vec<usize> {
     found
 }
 
-/// `sql` with the placeholder at each of `spots` (from [`find`]) replaced by
-/// `render(index)`, index counting from 0.
-pub(super) fn substitute(sql: &str, spots: &[usize], render: impl Fn(usize) -> String) -> String {
+/// `sql` with each of `spots` replaced by `render(index)` of its parameter.
+pub(crate) fn substitute(sql: &str, spots: &[Spot], render: impl Fn(usize) -> String) -> String {
     let mut out = String::with_capacity(sql.len() + spots.len() * 4);
     let mut rest = 0;
-    for (index, &spot) in spots.iter().enumerate() {
-        out.push_str(&sql[rest..spot]);
-        out.push_str(&render(index));
-        rest = spot + 1;
+    for (range, index) in spots {
+        out.push_str(&sql[rest..range.start]);
+        out.push_str(&render(*index));
+        rest = range.end;
     }
     out.push_str(&sql[rest..]);
     out
 }
 
 /// `sql` with its placeholders numbered `$1`, `$2`, ... in order.
+#[cfg(test)]
 pub(crate) fn numbered(sql: &str) -> String {
     substitute(sql, &find(sql), |index| format!("${}", index + 1))
 }

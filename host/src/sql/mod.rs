@@ -1,0 +1,421 @@
+//! Everything dmig knows about the SQL a guest sends, in one place: reading
+//! it the way the target database reads it, deciding whether it may run, and
+//! producing the exact text that then runs.
+//!
+//! **What is checked is what runs.** A guard that re-reads SQL with its own
+//! parser can disagree with the server (an executable comment, a string
+//! escape, a nested comment), and every disagreement is a way past it. So the
+//! gate never forwards the guest's text. It reads the statement into tokens
+//! and a tree, checks the tree, and sends the server a canonical rendering of
+//! exactly what it checked:
+//!
+//! - PostgreSQL: PostgreSQL's own parser (libpg_query, through `pg_query`)
+//!   reads the statement, and its own deparser writes the text that is sent,
+//!   so no comment, escape or quoting rule can differ.
+//! - MySQL/MariaDB and SQLite: sqlparser's tokenizer reads the statement in the
+//!   database's lexical rules; [`tokens`] renders each token in one
+//!   unambiguous spelling (comments dropped, strings and identifiers quoted
+//!   canonically), refuses the few constructs with no such spelling
+//!   (executable comments `/*! */` and `/*M! */`, `#`, odd placeholders), and
+//!   the parser then reads that canonical text, which is what the server gets.
+//!
+//! The checks themselves ([`Gate::admit`]): one statement per call; the
+//! statement kinds that would escape the step's transaction or change the
+//! connection are refused by name in every mode ([`policy`]); the tables it
+//! reads and writes, DDL, and every function it calls ([`functions`]) must be
+//! within the manifest; the `dmig_` ledger is refused in every mode. The
+//! analysis runs on a thread with a large stack and bounded work, so no
+//! statement under the size caps can crash the host.
+
+mod ast;
+mod functions;
+pub mod names;
+pub(crate) mod placeholders;
+mod policy;
+mod postgres;
+mod tokens;
+
+use std::collections::{BTreeSet, HashSet};
+use std::fmt;
+use std::ops::Range;
+
+pub use crate::db::Dialect;
+pub use functions::{Class as FunctionClass, Danger, classify as classify_function};
+pub use names::Name;
+
+use crate::manifest::Capabilities;
+
+/// How many operators and keywords one statement may chain: bounds the depth
+/// of the tree the gate walks (a `1+1+1+…` chain nests one level per `+`).
+pub const MAX_OPERATORS: usize = 10_000;
+
+/// The stack the analysis runs on: deep enough for [`MAX_OPERATORS`] levels
+/// of any tree the parsers build, reserved (not committed) per analysis.
+const ANALYSIS_STACK: usize = 256 * 1024 * 1024;
+
+/// The lexical settings of the server the statement goes to, where they
+/// change how text is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Syntax {
+    pub dialect: Dialect,
+    /// MySQL/MariaDB: whether `\` escapes in string literals (off under the
+    /// `NO_BACKSLASH_ESCAPES` SQL mode). Ignored elsewhere.
+    pub backslash_escapes: bool,
+}
+
+impl Syntax {
+    /// The defaults of a freshly installed server of `dialect`.
+    pub fn of(dialect: Dialect) -> Self {
+        Syntax {
+            dialect,
+            backslash_escapes: dialect == Dialect::Mysql,
+        }
+    }
+}
+
+/// A statement the gate admitted: the text to send (not the guest's) and
+/// where its parameters are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// The canonical text that runs.
+    pub text: String,
+    pub placeholders: Placeholders,
+}
+
+/// Where an admitted statement's parameters are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placeholders {
+    /// `?` markers in order (MySQL/MariaDB and SQLite bind them natively).
+    Positional,
+    /// PostgreSQL: each `$n` in the text, as its byte range and the 0-based
+    /// index of the parameter it takes.
+    Numbered(Vec<(Range<usize>, usize)>),
+}
+
+/// What the manifest grants.
+#[derive(Debug, Clone)]
+enum Grants {
+    /// No manifest (`--allow-undeclared`): anything but the ledger.
+    Unrestricted,
+    Declared {
+        reads: HashSet<Name>,
+        writes: HashSet<Name>,
+        functions: HashSet<Name>,
+        ddl: bool,
+        raw_sql: bool,
+    },
+}
+
+/// The gate for one run: a target database and what the artifact may do.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    syntax: Syntax,
+    grants: Grants,
+}
+
+impl Gate {
+    /// A gate for an artifact declaring `capabilities` (`None`: declared
+    /// nothing and runs unrestricted, but never on the ledger).
+    ///
+    /// # Errors
+    ///
+    /// A message naming a declared name that does not parse.
+    pub fn new(syntax: Syntax, capabilities: Option<&Capabilities>) -> Result<Self, String> {
+        let grants = match capabilities {
+            None => Grants::Unrestricted,
+            Some(c) => {
+                let parse = |list: &[String]| -> Result<HashSet<Name>, String> {
+                    list.iter()
+                        .map(|t| Name::parse(syntax.dialect, t))
+                        .collect()
+                };
+                Grants::Declared {
+                    reads: parse(&c.reads)?,
+                    writes: parse(&c.writes)?,
+                    functions: parse(&c.functions)?,
+                    ddl: c.ddl,
+                    raw_sql: c.raw_sql,
+                }
+            }
+        };
+        Ok(Gate { syntax, grants })
+    }
+
+    /// The database this gate reads SQL for.
+    pub fn syntax(&self) -> Syntax {
+        self.syntax
+    }
+
+    fn raw_sql(&self) -> bool {
+        match &self.grants {
+            Grants::Unrestricted => true,
+            Grants::Declared { raw_sql, .. } => *raw_sql,
+        }
+    }
+
+    /// Reads, checks and renders one guest statement.
+    ///
+    /// # Errors
+    ///
+    /// A [`Refusal`] naming the statement and why.
+    pub fn admit(&self, sql: &str) -> Result<Admitted, Refusal> {
+        let refuse = |reason| Refusal {
+            statement: excerpt(sql),
+            reason,
+        };
+        if sql.contains('\0') {
+            return Err(refuse(Reason::Construct(
+                "a NUL character (pass binary data as a parameter)".into(),
+            )));
+        }
+        // Deep trees are walked and dropped on a thread with room for them.
+        let analysed = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("dmig-sql-gate".into())
+                .stack_size(ANALYSIS_STACK)
+                .spawn_scoped(scope, || self.analyse(sql))
+                .map_err(|e| Reason::Unreadable(format!("cannot start the SQL analysis: {e}")))?
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(Reason::Unreadable(
+                        "the SQL analysis failed on this statement (please report it)".into(),
+                    ))
+                })
+        });
+        analysed.map_err(refuse)
+    }
+
+    fn analyse(&self, sql: &str) -> Result<Admitted, Reason> {
+        let (admitted, access) = match self.syntax.dialect {
+            Dialect::Postgres => postgres::analyse(sql, self.raw_sql())?,
+            Dialect::Mysql | Dialect::Sqlite => tokens::analyse(self.syntax, sql, self.raw_sql())?,
+        };
+        self.judge(&access)?;
+        Ok(admitted)
+    }
+
+    /// Decides whether what a statement touches is within the grants.
+    fn judge(&self, access: &Access) -> Result<(), Reason> {
+        if let Some(table) = access.all_tables().find(|t| t.is_ledger()) {
+            return Err(Reason::Ledger(table.to_string()));
+        }
+        if access.mentions_ledger {
+            return Err(Reason::Ledger("a dmig_ ledger table".into()));
+        }
+        let Grants::Declared {
+            reads,
+            writes,
+            functions,
+            ddl,
+            raw_sql,
+        } = &self.grants
+        else {
+            return Ok(());
+        };
+        for function in &access.functions {
+            match functions::classify(self.syntax.dialect, function) {
+                FunctionClass::Pure
+                | FunctionClass::SequenceRead
+                | FunctionClass::SequenceWrite => {}
+                FunctionClass::Dangerous(danger) if !raw_sql => {
+                    return Err(Reason::Dangerous(function.clone(), danger));
+                }
+                FunctionClass::Other if !raw_sql && !functions.contains(function) => {
+                    return Err(Reason::Function(function.clone()));
+                }
+                FunctionClass::Dangerous(_) | FunctionClass::Other => {}
+            }
+        }
+        let Some(kind) = &access.checked else {
+            if !raw_sql {
+                return Err(Reason::Unchecked(access.kind.clone()));
+            }
+            // Unknown effects: every table it names must be writable.
+            if let Some(t) = access.all_tables().find(|t| !writes.contains(*t)) {
+                return Err(Reason::Write(t.clone()));
+            }
+            return Ok(());
+        };
+        if access.ddl && !ddl {
+            return Err(Reason::Ddl(kind.clone()));
+        }
+        if let Some(t) = access.writes.iter().find(|t| !writes.contains(*t)) {
+            return Err(Reason::Write(t.clone()));
+        }
+        if let Some(t) = access
+            .reads
+            .iter()
+            .find(|t| !reads.contains(*t) && !writes.contains(*t))
+        {
+            return Err(Reason::Read(t.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// What one statement touches, as the gate read it.
+#[derive(Debug, Default)]
+pub(crate) struct Access {
+    /// The statement's kind, for messages (`SELECT`, `CREATE INDEX`, …).
+    pub kind: String,
+    /// `Some(kind)` when its effects are understood; `None` for a statement
+    /// only raw SQL may run.
+    pub checked: Option<String>,
+    pub ddl: bool,
+    pub reads: BTreeSet<Name>,
+    pub writes: BTreeSet<Name>,
+    pub functions: BTreeSet<Name>,
+    /// Raw SQL only: a word or literal of the statement names the ledger.
+    pub mentions_ledger: bool,
+}
+
+impl Access {
+    fn all_tables(&self) -> impl Iterator<Item = &Name> {
+        self.writes.iter().chain(&self.reads)
+    }
+
+    /// Moves every name in `reads` that is also written into `writes` only.
+    pub(crate) fn settle(&mut self) {
+        let writes = &self.writes;
+        self.reads.retain(|t| !writes.contains(t));
+    }
+}
+
+/// A statement the gate refused; its `Display` is the one-line explanation
+/// the operator and the ledger get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The start of the statement, on one line.
+    pub statement: String,
+    pub reason: Reason,
+}
+
+/// Why a statement was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// A kind of statement refused by name in every mode (`COMMIT`, `SET`).
+    Statement { kind: String, why: &'static str },
+    /// More than one statement in one call.
+    Multiple,
+    /// Nothing but whitespace and comments.
+    Empty,
+    /// The database's grammar does not accept it.
+    Unreadable(String),
+    /// A construct the gate cannot read exactly as the server would.
+    Construct(String),
+    /// Over [`MAX_OPERATORS`].
+    TooComplex(usize),
+    /// Placeholders other than `?`.
+    Placeholder(String),
+    /// Reads a table declared in neither `reads` nor `writes`.
+    Read(Name),
+    /// Writes a table not declared in `writes`.
+    Write(Name),
+    /// DDL without `.ddl()`.
+    Ddl(String),
+    /// A statement whose effects the gate cannot check, without raw SQL.
+    Unchecked(String),
+    /// Touches the host's ledger.
+    Ledger(String),
+    /// Calls a function the manifest does not declare.
+    Function(Name),
+    /// Calls a function refused even when declared.
+    Dangerous(Name, Danger),
+    /// A sequence function whose sequence is not a literal name.
+    Sequence(Name),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.statement;
+        match &self.reason {
+            Reason::Statement { kind, why } => {
+                write!(
+                    f,
+                    "statement `{s}` is refused: {kind} statements are refused because {why}"
+                )
+            }
+            Reason::Multiple => write!(
+                f,
+                "statement `{s}` is refused: one call runs exactly one statement (split them into separate calls)"
+            ),
+            Reason::Empty => write!(
+                f,
+                "statement `{s}` is refused: it is empty (only whitespace or comments)"
+            ),
+            Reason::Unreadable(e) => write!(
+                f,
+                "statement `{s}` is refused: the database's grammar does not accept it ({e})"
+            ),
+            Reason::Construct(what) => write!(
+                f,
+                "statement `{s}` is refused: it contains {what}, which the host will not forward because the database could read it differently from the check"
+            ),
+            Reason::TooComplex(n) => write!(
+                f,
+                "statement `{s}` is refused: it chains {n} operators and keywords, over the {MAX_OPERATORS} the host analyses (split it, or send smaller batches)"
+            ),
+            Reason::Placeholder(p) => write!(
+                f,
+                "statement `{s}` is refused: placeholder {p} is not supported; write ? for every parameter on every database"
+            ),
+            Reason::Read(t) => write!(
+                f,
+                "statement `{s}` reads table {t}, which the artifact does not declare (add it to the manifest's reads and have the change reviewed)"
+            ),
+            Reason::Write(t) => write!(
+                f,
+                "statement `{s}` writes table {t}, which the artifact does not declare in writes (add it to the manifest's writes and have the change reviewed)"
+            ),
+            Reason::Ddl(kind) => write!(
+                f,
+                "statement `{s}` is DDL ({kind}), which the artifact does not declare (add .ddl() to the manifest and have the change reviewed)"
+            ),
+            Reason::Unchecked(kind) => write!(
+                f,
+                "statement `{s}` is a {kind} statement, whose effects cannot be checked against the declared tables; declare .raw_sql() in the manifest to allow it"
+            ),
+            Reason::Ledger(table) => write!(
+                f,
+                "statement `{s}` touches {table}; the dmig_ ledger tables belong to the host and no migration may use them"
+            ),
+            Reason::Function(name) => write!(
+                f,
+                "statement `{s}` calls function {name}, which the artifact does not declare (add it to the manifest's functions and have the change reviewed)"
+            ),
+            Reason::Dangerous(name, danger) => write!(
+                f,
+                "statement `{s}` calls function {name}, which {}; it is refused even when declared, unless the artifact declares .raw_sql()",
+                danger.describe()
+            ),
+            Reason::Sequence(name) => write!(
+                f,
+                "statement `{s}` calls {name} with a sequence that is not a literal name, so the sequence cannot be checked (write its name as a string literal)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// The statement's start on one line, at most 80 characters, with control
+/// characters shown escaped so it cannot forge output lines.
+pub fn excerpt(sql: &str) -> String {
+    let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat: String = flat
+        .chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    if flat.chars().count() <= 80 {
+        flat
+    } else {
+        format!("{} …", flat.chars().take(77).collect::<String>())
+    }
+}

@@ -1,0 +1,564 @@
+//! PostgreSQL: the gate reads SQL with PostgreSQL's own scanner and parser
+//! (libpg_query) and sends what PostgreSQL's own deparser writes from the
+//! tree it checked.
+//!
+//! Guests write `?` placeholders. The scanner finds each `?` outside
+//! literals, identifiers and comments (in an operator token, PostgreSQL's
+//! reading); each becomes `$n`. The parse tree is walked as data (its JSON
+//! form), so every node kind is covered: a `RangeVar` anywhere is a table, a
+//! `FuncCall` anywhere a function, and `WITH` scopes are followed exactly.
+
+use std::ops::Range;
+
+use pg_query::protobuf::Token;
+use serde_json::{Map, Value};
+
+use super::{Access, Admitted, Dialect, MAX_OPERATORS, Name, Placeholders, Reason, policy};
+
+/// Reads, renders and walks one statement.
+pub(super) fn analyse(sql: &str, raw_sql: bool) -> Result<(Admitted, Access), Reason> {
+    let numbered = number_placeholders(sql)?;
+    let parsed = pg_query::parse(&numbered, 0).map_err(|e| match e {
+        pg_query::Error::Decode(_) => Reason::TooComplex(MAX_OPERATORS + 1),
+        other => Reason::Unreadable(message(&other)),
+    })?;
+    let stmts = &parsed.protobuf.stmts;
+    let raw = match stmts.as_slice() {
+        [] => return Err(Reason::Empty),
+        [one] => one,
+        _ => return Err(Reason::Multiple),
+    };
+    let tree = serde_json::to_value(raw).map_err(|e| Reason::Unreadable(e.to_string()))?;
+    let stmt = tree
+        .get("stmt")
+        .and_then(|s| s.get("node"))
+        .and_then(Value::as_object)
+        .and_then(|o| o.iter().next())
+        .ok_or(Reason::Empty)?;
+    let (kind, body) = (stmt.0.as_str(), stmt.1);
+    let access = walk_statement(kind, body)?;
+    let text = std::panic::catch_unwind(|| parsed.deparse(Default::default()))
+        .map_err(|_| Reason::Construct("a statement PostgreSQL's deparser cannot write".into()))?
+        .map_err(|e| {
+            Reason::Construct(format!(
+                "a statement PostgreSQL's deparser cannot write ({})",
+                message(&e)
+            ))
+        })?;
+    let placeholders = find_params(&text)?;
+    let mut access = access;
+    access.mentions_ledger = raw_sql && super::names::mentions_ledger(&text);
+    Ok((
+        Admitted {
+            text,
+            placeholders: Placeholders::Numbered(placeholders),
+        },
+        access,
+    ))
+}
+
+fn message(error: &pg_query::Error) -> String {
+    match error {
+        pg_query::Error::Parse(m) | pg_query::Error::Scan(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn scan(sql: &str) -> Result<Vec<pg_query::protobuf::ScanToken>, Reason> {
+    pg_query::scan_tokens(sql).map_err(|e| Reason::Unreadable(message(&e)))
+}
+
+/// `sql` with each `?` placeholder numbered `$1`, `$2`, … in order. A `$n`
+/// written by the guest is refused: its numbers would collide.
+fn number_placeholders(sql: &str) -> Result<String, Reason> {
+    let tokens = scan(sql)?;
+    let operators = tokens
+        .iter()
+        .filter(|t| {
+            !matches!(
+                Token::try_from(t.token),
+                Ok(Token::Ident
+                    | Token::Sconst
+                    | Token::Iconst
+                    | Token::Fconst
+                    | Token::Ascii44
+                    | Token::Ascii40
+                    | Token::Ascii41
+                    | Token::Ascii46
+                    | Token::SqlComment
+                    | Token::CComment
+                    | Token::Param
+                    | Token::Uident
+                    | Token::Usconst
+                    | Token::Bconst
+                    | Token::Xconst)
+            )
+        })
+        .count();
+    if operators > MAX_OPERATORS {
+        return Err(Reason::TooComplex(operators));
+    }
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut rest = 0;
+    let mut n = 0;
+    for t in &tokens {
+        let (start, end) = (t.start as usize, t.end as usize);
+        let Some(text) = sql.get(start..end) else {
+            return Err(Reason::Unreadable(
+                "the scanner's offsets do not fit the text".into(),
+            ));
+        };
+        match Token::try_from(t.token) {
+            Ok(Token::Param) => return Err(Reason::Placeholder(text.to_owned())),
+            Ok(Token::Op | Token::Ascii63) if text.contains('?') => {
+                out.push_str(&sql[rest..start]);
+                for c in text.chars() {
+                    if c == '?' {
+                        n += 1;
+                        out.push_str(&format!(" ${n} "));
+                    } else {
+                        out.push(c);
+                    }
+                }
+                rest = end;
+            }
+            _ => {}
+        }
+    }
+    out.push_str(&sql[rest..]);
+    Ok(out)
+}
+
+/// Each `$n` of the deparsed text: its byte range and parameter index.
+fn find_params(text: &str) -> Result<Vec<(Range<usize>, usize)>, Reason> {
+    let mut found = Vec::new();
+    for t in scan(text)? {
+        if Token::try_from(t.token) == Ok(Token::Param) {
+            let range = t.start as usize..t.end as usize;
+            let number: usize = text
+                .get(range.clone())
+                .and_then(|p| p.strip_prefix('$'))
+                .and_then(|n| n.parse().ok())
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| Reason::Unreadable("a parameter the host did not number".into()))?;
+            found.push((range, number - 1));
+        }
+    }
+    Ok(found)
+}
+
+/// Refused in every mode, by node kind (see [`policy`]).
+fn refused_kind(kind: &str) -> Option<(&'static str, &'static str)> {
+    Some(match kind {
+        "TransactionStmt" => ("transaction control", policy::TRANSACTION),
+        "VariableSetStmt" => ("SET", policy::SESSION),
+        "DiscardStmt" => ("DISCARD", policy::SESSION),
+        "ListenStmt" => ("LISTEN", policy::SESSION),
+        "UnlistenStmt" => ("UNLISTEN", policy::SESSION),
+        "NotifyStmt" => ("NOTIFY", policy::SIGNALS),
+        "LockStmt" => ("LOCK", policy::LOCK),
+        "CopyStmt" => ("COPY", policy::SERVER_FILES),
+        "LoadStmt" => ("LOAD", policy::SERVER_FILES),
+        "PrepareStmt" => ("PREPARE", policy::PREPARED),
+        "ExecuteStmt" => ("EXECUTE", policy::PREPARED),
+        "DeallocateStmt" => ("DEALLOCATE", policy::PREPARED),
+        "VacuumStmt" => ("VACUUM/ANALYZE", policy::MAINTENANCE),
+        "CheckPointStmt" => ("CHECKPOINT", policy::MAINTENANCE),
+        "ClusterStmt" => ("CLUSTER", policy::MAINTENANCE),
+        "ReindexStmt" => ("REINDEX", policy::MAINTENANCE),
+        "AlterSystemStmt" => ("ALTER SYSTEM", policy::MAINTENANCE),
+        "DeclareCursorStmt" | "FetchStmt" | "ClosePortalStmt" => ("cursor", policy::SESSION),
+        _ => return None,
+    })
+}
+
+fn walk_statement(kind: &str, body: &Value) -> Result<Access, Reason> {
+    if let Some((name, why)) = refused_kind(kind) {
+        return Err(Reason::Statement {
+            kind: name.to_owned(),
+            why,
+        });
+    }
+    let mut walk = Walk::default();
+    walk.value(body, &Scope::default(), false);
+    if let Some(reason) = walk.refusal.take() {
+        return Err(reason);
+    }
+    let label = kind.trim_end_matches("Stmt");
+    let mut access = Access {
+        kind: label.to_owned(),
+        ..Access::default()
+    };
+    let (checked, ddl, targets): (Option<&str>, bool, Vec<Name>) = match kind {
+        "SelectStmt" | "InsertStmt" | "UpdateStmt" | "DeleteStmt" | "MergeStmt" | "ExplainStmt" => {
+            let ddl = walk.select_into;
+            (
+                Some(if ddl { "SELECT INTO" } else { label }),
+                ddl,
+                Vec::new(),
+            )
+        }
+        "VariableShowStmt" => (Some("SHOW"), false, Vec::new()),
+        "CallStmt" => (Some("CALL"), false, Vec::new()),
+        "CreateStmt" | "CreateTableAsStmt" | "AlterTableStmt" | "IndexStmt" | "ViewStmt"
+        | "CreateSeqStmt" | "AlterSeqStmt" | "RenameStmt" => {
+            // The statement's own relation (a RangeVar in `relation`,
+            // `view`, `sequence` or `into.rel`) is written.
+            let target = ["relation", "view", "sequence"]
+                .iter()
+                .find_map(|k| body.get(*k))
+                .or_else(|| body.get("into").and_then(|i| i.get("rel")));
+            let targets = target.and_then(range_var).into_iter().collect();
+            (Some(ddl_label(kind)), true, targets)
+        }
+        "TruncateStmt" => {
+            let targets = body
+                .get("relations")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|n| {
+                    n.get("node")
+                        .and_then(|n| n.get("RangeVar"))
+                        .and_then(range_var)
+                })
+                .collect();
+            (Some("TRUNCATE"), true, targets)
+        }
+        "DropStmt" => match drop_targets(body) {
+            Some(targets) => (Some("DROP"), true, targets),
+            None => (None, true, Vec::new()),
+        },
+        _ => (None, false, Vec::new()),
+    };
+    access.checked = checked.map(str::to_owned);
+    access.ddl = ddl;
+    access.reads = walk.reads;
+    access.writes = walk.writes;
+    access.writes.extend(targets);
+    access.functions = walk.functions;
+    if access.checked.is_none() {
+        access.reads.extend(std::mem::take(&mut access.writes));
+    } else {
+        access.settle();
+    }
+    Ok(access)
+}
+
+fn ddl_label(kind: &str) -> &'static str {
+    match kind {
+        "CreateStmt" => "CREATE TABLE",
+        "CreateTableAsStmt" => "CREATE TABLE AS",
+        "AlterTableStmt" => "ALTER TABLE",
+        "IndexStmt" => "CREATE INDEX",
+        "ViewStmt" => "CREATE VIEW",
+        "CreateSeqStmt" => "CREATE SEQUENCE",
+        "AlterSeqStmt" => "ALTER SEQUENCE",
+        _ => "RENAME",
+    }
+}
+
+/// The tables, indexes, views and sequences a DROP names; `None` for
+/// other objects (functions, types, schemas…), which only raw SQL may drop.
+fn drop_targets(body: &Value) -> Option<Vec<Name>> {
+    let remove_type = body.get("remove_type")?.as_i64()?;
+    let table_like = [
+        pg_query::protobuf::ObjectType::ObjectTable,
+        pg_query::protobuf::ObjectType::ObjectIndex,
+        pg_query::protobuf::ObjectType::ObjectView,
+        pg_query::protobuf::ObjectType::ObjectSequence,
+        pg_query::protobuf::ObjectType::ObjectMatview,
+    ];
+    if !table_like.iter().any(|t| *t as i64 == remove_type) {
+        return None;
+    }
+    body.get("objects")?
+        .as_array()?
+        .iter()
+        .map(|o| {
+            let items = o.get("node")?.get("List")?.get("items")?.as_array()?;
+            Some(Name::from_parts(Dialect::Postgres, strings(items)?))
+        })
+        .collect()
+}
+
+/// The `sval`s of a list of `String` nodes.
+fn strings(items: &[Value]) -> Option<Vec<String>> {
+    items
+        .iter()
+        .map(|i| {
+            i.get("node")?
+                .get("String")?
+                .get("sval")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// A RangeVar's name (catalog, schema, relation; empty parts left out).
+fn range_var(v: &Value) -> Option<Name> {
+    let part = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
+    let relname = part("relname");
+    if relname.is_empty() {
+        return None;
+    }
+    let parts: Vec<&str> = [part("catalogname"), part("schemaname"), relname]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect();
+    Some(Name::from_parts(Dialect::Postgres, parts))
+}
+
+/// The CTE names visible at a point of the walk.
+#[derive(Default, Clone)]
+struct Scope(Vec<String>);
+
+#[derive(Default)]
+struct Walk {
+    reads: std::collections::BTreeSet<Name>,
+    writes: std::collections::BTreeSet<Name>,
+    functions: std::collections::BTreeSet<Name>,
+    select_into: bool,
+    refusal: Option<Reason>,
+}
+
+impl Walk {
+    /// Walks any part of the tree. `locked`: inside a `FOR UPDATE`/`FOR NO
+    /// KEY UPDATE` select's FROM, where tables read are written (locked).
+    fn value(&mut self, v: &Value, scope: &Scope, locked: bool) {
+        match v {
+            Value::Array(items) => {
+                for item in items {
+                    self.value(item, scope, locked);
+                }
+            }
+            Value::Object(o) => self.object(o, scope, locked),
+            _ => {}
+        }
+    }
+
+    fn object(&mut self, o: &Map<String, Value>, scope: &Scope, locked: bool) {
+        // A table reference, wherever it stands.
+        if o.contains_key("relname") && o.contains_key("relpersistence") {
+            if let Some(name) = range_var(&Value::Object(o.clone())) {
+                let cte = name.len() == 1 && scope.0.iter().any(|c| c == name.last());
+                if !cte {
+                    if locked {
+                        self.writes.insert(name);
+                    } else {
+                        self.reads.insert(name);
+                    }
+                }
+            }
+            return;
+        }
+        // A function call, wherever it stands.
+        if o.contains_key("funcname") && o.contains_key("funcformat") {
+            self.function(o);
+        }
+        // A statement with a WITH clause: its CTEs scope its body.
+        let mut inner = scope.clone();
+        if let Some(with) = o.get("with_clause").filter(|w| !w.is_null()) {
+            let recursive = with
+                .get("recursive")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let ctes: Vec<(&str, Option<&Value>)> = with
+                .get("ctes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.get("node")?.get("CommonTableExpr"))
+                .map(|c| {
+                    (
+                        c.get("ctename").and_then(Value::as_str).unwrap_or(""),
+                        c.get("ctequery"),
+                    )
+                })
+                .collect();
+            let names: Vec<String> = ctes.iter().map(|(n, _)| (*n).to_owned()).collect();
+            for (i, (_, query)) in ctes.iter().enumerate() {
+                let mut visible = scope.clone();
+                visible.0.extend(
+                    names[..if recursive { names.len() } else { i }]
+                        .iter()
+                        .cloned(),
+                );
+                if let Some(query) = query {
+                    self.value(query, &visible, false);
+                }
+            }
+            inner.0.extend(names);
+        }
+        // A DML statement's target is the real table, never a CTE.
+        let dml = o.contains_key("with_clause") && o.contains_key("relation");
+        if dml && let Some(target) = o.get("relation").and_then(range_var) {
+            self.writes.insert(target);
+        }
+        if o.get("into_clause").is_some_and(|i| !i.is_null()) {
+            self.select_into = true;
+            if let Some(target) = o
+                .get("into_clause")
+                .and_then(|i| i.get("rel"))
+                .and_then(range_var)
+            {
+                self.writes.insert(target);
+            }
+        }
+        let locks_rows = o
+            .get("locking_clause")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|l| {
+                l.get("node")?
+                    .get("LockingClause")?
+                    .get("strength")?
+                    .as_i64()
+            })
+            .any(|s| s >= pg_query::protobuf::LockClauseStrength::LcsFornokeyupdate as i64);
+        for (key, child) in o {
+            match key.as_str() {
+                "with_clause" | "into_clause" => {}
+                "relation" if dml => {}
+                "from_clause" if locks_rows => self.value(child, &inner, true),
+                _ => self.value(child, &inner, locked),
+            }
+        }
+    }
+
+    fn function(&mut self, o: &Map<String, Value>) {
+        let Some(parts) = o
+            .get("funcname")
+            .and_then(Value::as_array)
+            .and_then(|items| strings(items))
+        else {
+            return;
+        };
+        let name = Name::from_parts(Dialect::Postgres, parts);
+        match super::functions::classify(Dialect::Postgres, &name) {
+            super::FunctionClass::SequenceWrite | super::FunctionClass::SequenceRead => {
+                let write = super::functions::classify(Dialect::Postgres, &name)
+                    == super::FunctionClass::SequenceWrite;
+                match o
+                    .get("args")
+                    .and_then(Value::as_array)
+                    .and_then(|a| a.first())
+                    .and_then(string_constant)
+                    .and_then(|s| Name::parse(Dialect::Postgres, &s).ok())
+                {
+                    Some(sequence) if write => {
+                        self.writes.insert(sequence);
+                    }
+                    Some(sequence) => {
+                        self.reads.insert(sequence);
+                    }
+                    None => self.refusal = Some(Reason::Sequence(name.clone())),
+                }
+            }
+            _ => {}
+        }
+        self.functions.insert(name);
+    }
+}
+
+/// A string constant, possibly cast (`'s'::regclass`).
+fn string_constant(node: &Value) -> Option<String> {
+    let node = node.get("node")?;
+    if let Some(cast) = node.get("TypeCast") {
+        return string_constant(cast.get("arg")?);
+    }
+    node.get("AConst")?
+        .get("val")?
+        .get("Sval")?
+        .get("sval")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(sql: &str) -> String {
+        analyse(sql, false).unwrap().0.text
+    }
+
+    fn access(sql: &str) -> Access {
+        analyse(sql, false).unwrap().1
+    }
+
+    fn names(set: &std::collections::BTreeSet<Name>) -> Vec<String> {
+        set.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn numbers_placeholders_and_sends_the_deparsed_text() {
+        assert_eq!(
+            text("select id from users /* x */ where id=? and name = ? -- c"),
+            "SELECT id FROM users WHERE id = $1 AND name = $2"
+        );
+        let (admitted, _) = analyse("SELECT ?, '?', \"?\" FROM t WHERE a = ?", false).unwrap();
+        let Placeholders::Numbered(p) = admitted.placeholders else {
+            panic!()
+        };
+        assert_eq!(p.iter().map(|(_, i)| *i).collect::<Vec<_>>(), [0, 1]);
+        assert!(matches!(
+            analyse("SELECT $1", false),
+            Err(Reason::Placeholder(_))
+        ));
+    }
+
+    #[test]
+    fn reads_tables_functions_and_scopes() {
+        let a = access("SELECT query_to_xml('select * from secrets', true, true, '')::text");
+        assert_eq!(names(&a.functions), ["query_to_xml"]);
+        let a = access(
+            "SELECT (WITH secrets AS (SELECT 1 AS s) SELECT s FROM secrets), (SELECT s FROM secrets LIMIT 1) FROM users",
+        );
+        assert_eq!(names(&a.reads), ["secrets", "users"]);
+        let a = access("WITH secrets AS (SELECT s FROM secrets) SELECT * FROM secrets");
+        assert_eq!(names(&a.reads), ["secrets"]);
+        let a = access("WITH notes AS (SELECT 1) UPDATE notes SET step = 1");
+        assert_eq!(names(&a.writes), ["notes"]);
+        let a = access("SELECT * FROM \"Secrets\", public.users");
+        assert_eq!(names(&a.reads), ["\"Secrets\"", "public.users"]);
+        let a = access("TABLE secrets");
+        assert_eq!(names(&a.reads), ["secrets"]);
+        let a = access("SELECT nextval('notes_id_seq')");
+        assert_eq!(names(&a.writes), ["notes_id_seq"]);
+        let a = access("SELECT * FROM users FOR UPDATE");
+        assert_eq!(names(&a.writes), ["users"]);
+        let a = access("INSERT INTO notes OVERRIDING SYSTEM VALUE SELECT * FROM users");
+        assert_eq!(
+            (names(&a.writes), names(&a.reads)),
+            (vec!["notes".to_owned()], vec!["users".to_owned()])
+        );
+    }
+
+    #[test]
+    fn refuses_by_kind_and_bounds_depth() {
+        for sql in [
+            "COMMIT",
+            "SET search_path = x",
+            "COPY t TO '/tmp/x'",
+            "PREPARE p AS SELECT 1",
+            "LOCK t",
+        ] {
+            assert!(
+                matches!(analyse(sql, true), Err(Reason::Statement { .. })),
+                "{sql}"
+            );
+        }
+        assert!(matches!(
+            analyse("SELECT 1; COMMIT", false),
+            Err(Reason::Multiple)
+        ));
+        assert!(matches!(analyse("/* only */", false), Err(Reason::Empty)));
+        let chain = format!("SELECT 1{}", "+1".repeat(200_000));
+        assert!(matches!(analyse(&chain, false), Err(Reason::TooComplex(_))));
+        let deep = format!("SELECT 1{}", "+1".repeat(500));
+        assert!(analyse(&deep, false).is_err() || analyse(&deep, false).is_ok());
+    }
+}
