@@ -50,6 +50,10 @@ enum Command {
     /// Show what an artifact is and may do, without running it: name,
     /// version, sha256, capabilities, imports, exports and signatures.
     Inspect(InspectArgs),
+    /// Print the GRANT statements a least-privileged database role needs to
+    /// run an artifact: its declared tables and functions, and dmig's
+    /// ledger. Connects to nothing; the URL only picks the database kind.
+    Grants(GrantsArgs),
     /// Create an ed25519 key pair for signing artifacts: NAME.key (private,
     /// keep it secret) and NAME.pub (give it to operators).
     Keygen(KeygenArgs),
@@ -318,6 +322,20 @@ struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+struct GrantsArgs {
+    /// The artifact (.wasm) whose manifest to read.
+    #[arg(value_name = "ARTIFACT")]
+    artifact: PathBuf,
+
+    /// The role (PostgreSQL) or user (MySQL/MariaDB) to grant to.
+    #[arg(long, value_name = "NAME", default_value = "dmig")]
+    role: String,
+
+    #[command(flatten)]
+    connect: ConnectOpts,
+}
+
+#[derive(Debug, Args)]
 struct InspectArgs {
     /// The artifact (.wasm) to inspect.
     #[arg(value_name = "ARTIFACT")]
@@ -438,6 +456,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 Ok(())
             }
             Command::Inspect(args) => inspect(&args),
+            Command::Grants(args) => grants(&args),
             Command::Keygen(args) => {
                 let key = signing::generate(&args.dir, &args.name)?;
                 emit(&format!(
@@ -638,6 +657,32 @@ fn run_options(args: &RunArgs) -> Result<RunOptions, Error> {
             .map(TrustedKeys::read_dir)
             .transpose()?,
     })
+}
+
+fn grants(args: &GrantsArgs) -> Result<(), Error> {
+    let artifact = Artifact::load(&args.artifact)?;
+    let url = args.connect.url()?;
+    let dialect = crate::db::Dialect::from_url(url)?;
+    let Some(manifest) = artifact.manifest() else {
+        return Err(Error::Undeclared {
+            path: args.artifact.clone(),
+        });
+    };
+    // The MySQL database is the URL's path.
+    let database = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(_, path)| path.split(['?', '#']).next().unwrap_or_default())
+        .filter(|d| !d.is_empty());
+    let text =
+        crate::grants::render(manifest, dialect, &args.role, database).map_err(|reason| {
+            Error::BadManifest {
+                path: args.artifact.clone(),
+                reason: manifest::ManifestError::Rule(reason),
+            }
+        })?;
+    emit(text.trim_end());
+    Ok(())
 }
 
 fn inspect(args: &InspectArgs) -> Result<(), Error> {

@@ -24,6 +24,7 @@ mod bindings;
 pub mod cli;
 pub mod db;
 pub mod error;
+pub mod grants;
 #[cfg(feature = "harness")]
 pub mod harness;
 pub mod inspect;

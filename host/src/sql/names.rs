@@ -98,6 +98,11 @@ impl Name {
         Ok(Name(parts))
     }
 
+    /// Every part, outermost first.
+    pub fn parts(&self) -> &[String] {
+        &self.0
+    }
+
     /// The last part: the table or function itself.
     pub fn last(&self) -> &str {
         self.0.last().map_or("", String::as_str)

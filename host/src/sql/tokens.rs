@@ -112,10 +112,10 @@ pub(super) fn analyse(
     let (first, second) = (word(0), word(1));
     if let Some(why) = policy::by_leading_words(&first, &second) {
         return Err(Reason::Statement {
-            kind: if second.is_empty() || first == "SET" || first == "LOCK" {
-                first
+            kind: if first == "START" {
+                "START TRANSACTION".into()
             } else {
-                format!("{first} {second}")
+                first
             },
             why,
         });
