@@ -306,6 +306,9 @@ pub enum Reason {
     Construct(String),
     /// Over [`MAX_OPERATORS`].
     TooComplex(usize),
+    /// Nested deeper than the parser's tree can be read back (PostgreSQL:
+    /// about 50 levels of nested expressions or subqueries).
+    TooDeep,
     /// Placeholders other than `?`.
     Placeholder(String),
     /// Reads a table declared in neither `reads` nor `writes`.
@@ -355,6 +358,10 @@ impl fmt::Display for Refusal {
             Reason::TooComplex(n) => write!(
                 f,
                 "statement `{s}` is refused: it chains {n} operators and keywords, over the {MAX_OPERATORS} the host analyses (split it, or send smaller batches)"
+            ),
+            Reason::TooDeep => write!(
+                f,
+                "statement `{s}` is refused: it nests expressions or subqueries deeper than the host reads (about 50 levels); flatten it (for example a long a + b + c chain into a function call or several statements)"
             ),
             Reason::Placeholder(p) => write!(
                 f,

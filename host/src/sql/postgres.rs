@@ -19,7 +19,7 @@ use super::{Access, Admitted, Dialect, MAX_OPERATORS, Name, Placeholders, Reason
 pub(super) fn analyse(sql: &str, raw_sql: bool) -> Result<(Admitted, Access), Reason> {
     let numbered = number_placeholders(sql)?;
     let parsed = pg_query::parse(&numbered, 0).map_err(|e| match e {
-        pg_query::Error::Decode(_) => Reason::TooComplex(MAX_OPERATORS + 1),
+        pg_query::Error::Decode(_) => Reason::TooDeep,
         other => Reason::Unreadable(message(&other)),
     })?;
     let stmts = &parsed.protobuf.stmts;
@@ -558,7 +558,18 @@ mod tests {
         assert!(matches!(analyse("/* only */", false), Err(Reason::Empty)));
         let chain = format!("SELECT 1{}", "+1".repeat(200_000));
         assert!(matches!(analyse(&chain, false), Err(Reason::TooComplex(_))));
+        // Ordinary depth reads; deeper than the tree decodes is a clear refusal.
+        let ok = format!("SELECT 1{}", "+1".repeat(30));
+        assert!(analyse(&ok, false).is_ok());
         let deep = format!("SELECT 1{}", "+1".repeat(500));
-        assert!(analyse(&deep, false).is_err() || analyse(&deep, false).is_ok());
+        assert!(matches!(
+            analyse(&deep, false),
+            Err(Reason::TooDeep | Reason::Unreadable(_))
+        ));
+        // Redundant parentheses leave no trace in PostgreSQL's tree.
+        let parens = format!("SELECT {}1{}", "(".repeat(5000), ")".repeat(5000));
+        assert_eq!(analyse(&parens, false).unwrap().0.text, "SELECT 1");
+        let nested = format!("SELECT {}1{}", "(SELECT ".repeat(200), ")".repeat(200));
+        assert!(analyse(&nested, false).is_err());
     }
 }

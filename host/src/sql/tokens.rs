@@ -94,6 +94,28 @@ pub(super) fn analyse(
                     comment.chars().take(3).collect::<String>()
                 )));
             }
+            // MySQL ends a `--` comment's marker at ASCII whitespace or a
+            // control character only; sqlparser at any Unicode whitespace
+            // (`--\u{a0}` is a comment to one and two minus signs to the other).
+            Token::Whitespace(Whitespace::SingleLineComment { comment, prefix })
+                if syntax.dialect == Dialect::Mysql
+                    && prefix == "--"
+                    && !comment
+                        .starts_with(|c: char| c.is_ascii_whitespace() || c.is_ascii_control())
+                    && !comment.is_empty() =>
+            {
+                return Err(Reason::Construct(
+                    "a -- comment not followed by an ASCII space, which MySQL does not read as a comment".into(),
+                ));
+            }
+            // MySQL/MariaDB `@var := …` assigns a user variable, session
+            // state that outlives the step.
+            Token::Assignment if syntax.dialect == Dialect::Mysql => {
+                return Err(Reason::Statement {
+                    kind: "user-variable assignment (:=)".into(),
+                    why: policy::SESSION,
+                });
+            }
             Token::Whitespace(_) | Token::EOF => {}
             Token::SemiColon => statements.push(Vec::new()),
             other => statements.last_mut().expect("one statement").push(other),
@@ -406,6 +428,15 @@ mod tests {
         assert!(matches!(
             text(Dialect::Sqlite, "SELECT $1"),
             Err(Reason::Placeholder(_))
+        ));
+        assert!(matches!(
+            text(my, "SELECT 1 --\u{a0}, (SELECT s FROM secrets)"),
+            Err(Reason::Construct(_))
+        ));
+        assert_eq!(text(my, "SELECT 1 -- fine\n").unwrap(), "SELECT 1");
+        assert!(matches!(
+            text(my, "SELECT @x := 1"),
+            Err(Reason::Statement { .. })
         ));
         assert_eq!(text(my, "  /* only */ "), Err(Reason::Empty));
         assert_eq!(text(my, "SELECT 1; SELECT 2"), Err(Reason::Multiple));
