@@ -12,7 +12,8 @@
 //! `trust_boundary::<case>::<database>`.
 //!
 //! Each test creates `users`, `notes` and `secrets` (holding [`SECRET`]), on
-//! PostgreSQL a second schema `other` with its own `notes`, and on PostgreSQL
+//! PostgreSQL a second schema `other` with its own `notes` and `users` (the
+//! latter holding [`SECRET`]), and on PostgreSQL
 //! and MySQL tables `Users`/`Notes` that differ from `users`/`notes` only in
 //! case (the server keeps them apart) and a sequence; it runs the case through
 //! the `dmig-host` command line and then checks everything at once, so one
@@ -443,6 +444,9 @@ cases! {
     lo_export_writes_a_server_file: [postgres] =>
         q("SELECT lo_from_bytea(4243, 'pwned'::bytea)::text")
             .then("SELECT lo_export(4243, '{out}')::text");
+    do_block_runs_code: [postgres] => q("DO $$BEGIN PERFORM pg_sleep(0); END$$").exec();
+    prepare_runs_a_named_statement: [postgres] =>
+        q("PREPARE p AS SELECT s FROM secrets").then("EXECUTE p").exec();
     copy_writes_a_server_file: [postgres] => q("COPY (SELECT 1) TO '{out}'").exec();
     copy_runs_a_server_program: [postgres] => q("COPY (SELECT 1) TO PROGRAM 'touch {out}'").exec();
     /// Issue 13: redirected an unqualified write to another schema.
@@ -450,6 +454,10 @@ cases! {
         q("SELECT set_config('search_path', 'other', true)")
             .then("INSERT INTO notes (step) VALUES (7)")
             .exec();
+    /// The same path change makes `users` mean `other.users`.
+    set_config_search_path_redirects_a_read: [postgres] =>
+        q("SELECT set_config('search_path', 'other', true)")
+            .then("SELECT name FROM users ORDER BY id");
     qualified_set_config_redirects_a_write: [postgres] =>
         q("SELECT pg_catalog.set_config('search_path', 'other', true)")
             .then("INSERT INTO notes (step) VALUES (7)")
@@ -507,6 +515,7 @@ cases! {
     prepare_runs_dynamic_sql: [mysql] => q("PREPARE p FROM 'SELECT s FROM secrets'").exec();
     handler_reads_a_table: [mysql] => q("HANDLER secrets OPEN").exec();
     kill_signals_a_connection: [mysql] => q("KILL QUERY 999999").exec();
+    checksum_reads_a_table: [mysql] => q("CHECKSUM TABLE secrets");
 
     // -- 2. Session state.
 
@@ -534,6 +543,11 @@ cases! {
     user_variable_assignment: [mysql] => q("SELECT @leak := (SELECT name FROM users LIMIT 1)");
     select_into_a_user_variable: [mysql] => q("SELECT name INTO @leak FROM users LIMIT 1");
     use_another_database: [mysql] => q("USE mysql").exec();
+    commit_mid_step: [sqlite, postgres, mysql] => q("COMMIT").exec();
+    lock_table_postgres: [postgres] => q("LOCK TABLE secrets IN ACCESS EXCLUSIVE MODE").exec();
+    /// MySQL's LOCK TABLES also commits the step's transaction.
+    lock_tables_mysql: [mysql] => q("LOCK TABLES secrets READ").exec();
+    vacuum_into_writes_a_file: [sqlite] => q("VACUUM INTO '{out}'").exec();
     pragma_changes_a_setting: [sqlite] => q("PRAGMA foreign_keys = OFF").exec();
     attach_creates_a_file: [sqlite] => q("ATTACH DATABASE '{out}' AS other").exec();
     load_extension_loads_code: [sqlite] => q("SELECT load_extension('{out}')");
@@ -888,6 +902,8 @@ fn setup(db: &mut Db, kind: Kind) {
             db.exec(&format!(
                 r#"CREATE SCHEMA other;
                    CREATE TABLE other.notes (step BIGINT NOT NULL);
+                   CREATE TABLE other.users (id BIGINT PRIMARY KEY, name VARCHAR(200) NOT NULL);
+                   INSERT INTO other.users (id, name) VALUES (1, '{SECRET}');
                    CREATE TABLE "Users" (id BIGINT PRIMARY KEY, name VARCHAR(200) NOT NULL);
                    INSERT INTO "Users" (id, name) VALUES (1, '{SECRET}');
                    CREATE TABLE "Notes" (step BIGINT NOT NULL);
@@ -933,6 +949,11 @@ impl Protected {
                     db,
                     "Notes",
                     r#"SELECT CAST(step AS TEXT) FROM "Notes" ORDER BY step"#,
+                );
+                column(
+                    db,
+                    "other.users",
+                    "SELECT name FROM other.users ORDER BY id",
                 );
                 column(
                     db,
