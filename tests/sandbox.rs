@@ -6,6 +6,10 @@
 use std::path::Path;
 use std::time::Duration;
 
+/// Issue 13's trust-boundary suite: every way a statement can reach past the
+/// manifest, on every database it concerns.
+mod trust_boundary;
+
 use dmig_host::sandbox::ComponentCache;
 use dmig_host::{Artifact, Direction, RunOptions, Runner, SandboxBuilder};
 use dmig_tests::{Db, Run, TestDir, dmig, guests};

@@ -6,8 +6,12 @@
 //! 1000). If every statement runs, the step fails with what the last one
 //! returned, so a test that expects a refusal (exit 8) or a limit (exit 5)
 //! sees exit 1 instead when the gate let something through.
+//!
+//! With `--arg from=input`, each statement is read instead from the input of
+//! the same name (`--input sql=PATH`, …; an input not granted is skipped), for
+//! statements longer than a command-line argument may be.
 
-use dmig_guest::{Error, Result, Step, args, db};
+use dmig_guest::{Error, Result, Step, args, db, input};
 
 pub fn up(cursor: Option<&str>) -> Result<Step> {
     if cursor.is_none() {
@@ -16,9 +20,18 @@ pub fn up(cursor: Option<&str>) -> Result<Step> {
     }
     db::execute("INSERT INTO notes (step) VALUES (2)", &[])?;
     let call = args::get("call").unwrap_or_else(|| "query".into());
+    let from_input = args::get("from").as_deref() == Some("input");
     let mut last = String::from("nothing ran");
     for name in ["sql", "sql2", "sql3"] {
-        let Some(sql) = args::get(name) else { continue };
+        let sql = if from_input {
+            if !input::path(name).exists() {
+                continue;
+            }
+            input::read_to_string(name)?
+        } else {
+            let Some(sql) = args::get(name) else { continue };
+            sql
+        };
         last = match call.as_str() {
             "query" => {
                 let rows = db::query(&sql, &[])?;
