@@ -9,6 +9,15 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 
+# The SQL gate parses PostgreSQL with PostgreSQL's own parser (the pg_query
+# crate), whose build generates its bindings with libclang and compiles C.
+if ! dpkg -s libclang-dev >/dev/null 2>&1 || ! command -v cc >/dev/null; then
+    echo "setup: installing libclang-dev and a C compiler (to build pg_query)" >&2
+    if [[ $(id -u) == 0 ]]; then sudo=""; else sudo="sudo"; fi
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq libclang-dev build-essential >/dev/null
+fi
+
 if [[ "${DMIG_NEED_SQLITE3:-0}" == 1 ]] && ! command -v sqlite3 >/dev/null; then
     echo "setup: installing the sqlite3 shell" >&2
     if [[ $(id -u) == 0 ]]; then sudo=""; else sudo="sudo"; fi

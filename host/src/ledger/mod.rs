@@ -331,6 +331,31 @@ pub async fn start_run(conn: &mut Connection, run: &NewRun<'_>) -> Result<i64> {
     }
 }
 
+/// A digest of the ledger's contents as this transaction sees them: the
+/// migrations and runs, and on SQLite (where the row is the lock, and the
+/// step's transaction excludes every other writer) the locks. The runner
+/// compares it before and after a step of an artifact whose SQL the gate
+/// cannot bound (raw SQL, or no manifest): a guest can build a statement
+/// that reaches the ledger through dynamic SQL without ever naming it, and
+/// this catches every change it makes, whatever the text.
+pub async fn digest(conn: &mut Connection) -> Result<[u8; 32], crate::db::DbError> {
+    use sha2::Digest as _;
+    let mut queries = vec![
+        "SELECT * FROM dmig_migrations ORDER BY name",
+        "SELECT * FROM dmig_runs ORDER BY id",
+    ];
+    if conn.dialect() == crate::db::Dialect::Sqlite {
+        queries.push("SELECT * FROM dmig_locks ORDER BY migration");
+    }
+    let mut hash = sha2::Sha256::new();
+    for sql in queries {
+        let rows = conn.query(sql, &[]).await?;
+        hash.update(format!("{:?}{:?}", rows.columns, rows.rows).as_bytes());
+        hash.update([0]);
+    }
+    Ok(hash.finalize().into())
+}
+
 /// Records one finished step. Call inside the step's transaction, so the
 /// cursor commits or rolls back together with the step's writes.
 pub async fn checkpoint(
