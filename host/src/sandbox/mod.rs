@@ -609,6 +609,14 @@ impl Instance {
     }
 
     /// Hands the connection back, ending the instance.
+    /// Whether the SQL gate cannot bound what this guest's statements touch
+    /// (it declares raw SQL, or declares nothing and runs unrestricted): the
+    /// runner then guards the ledger by its contents (see
+    /// [`crate::ledger::digest`]).
+    pub fn sql_unbounded(&self) -> bool {
+        self.store.data().gate.unbounded()
+    }
+
     pub fn into_connection(self) -> Connection {
         self.store.into_data().conn
     }

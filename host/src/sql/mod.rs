@@ -146,6 +146,12 @@ impl Gate {
         self.syntax
     }
 
+    /// Whether statements may reach what the gate cannot see (raw SQL, or
+    /// no manifest at all): dynamic SQL, unparsed statements.
+    pub fn unbounded(&self) -> bool {
+        self.raw_sql()
+    }
+
     fn raw_sql(&self) -> bool {
         match &self.grants {
             Grants::Unrestricted => true,
