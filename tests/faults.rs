@@ -136,7 +136,7 @@ fn a_killed_connection_fails_the_step_and_the_next_run_resumes(kind: Kind) {
         ),
         _ => db.rows(
             "SELECT CAST(id AS SIGNED) FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID() \
-             AND id <> COALESCE(IS_USED_LOCK(CONCAT('dmig:', LEFT(SHA2('counter', 256), 40))), 0)",
+             AND id <> COALESCE(IS_USED_LOCK(CONCAT('dmig:', LEFT(SHA2(CONCAT(DATABASE(), '/counter'), 256), 40))), 0)",
         ),
     };
     assert!(!others.is_empty(), "the run's sessions are visible");

@@ -167,9 +167,18 @@ fn advisory_sql(dialect: Dialect) -> Option<(&'static str, &'static str)> {
 }
 
 /// The advisory lock's key: MySQL lock names are at most 64 characters.
-fn advisory_key(migration: &str) -> String {
+///
+/// PostgreSQL's advisory locks belong to one database; MySQL's `GET_LOCK`
+/// names are global to the server, so there the key includes the database
+/// (`database`): two databases on one server may each run a migration of the
+/// same name at the same time. (`None` on PostgreSQL.)
+fn advisory_key(database: Option<&str>, migration: &str) -> String {
     use sha2::Digest;
-    let digest = hex::encode(sha2::Sha256::digest(migration.as_bytes()));
+    let scoped = match database {
+        Some(database) => format!("{database}/{migration}"),
+        None => migration.to_owned(),
+    };
+    let digest = hex::encode(sha2::Sha256::digest(scoped.as_bytes()));
     format!("dmig:{}", &digest[..40])
 }
 
@@ -360,8 +369,22 @@ impl Lock {
         take: &str,
         token: String,
     ) -> Result<Lock> {
-        let key = advisory_key(migration);
         let mut lock_conn = Connection::connect(url).await?;
+        let database = match lock_conn.dialect() {
+            Dialect::Mysql => {
+                let rows = lock_conn
+                    .query("SELECT DATABASE() AS db", &[])
+                    .await
+                    .map_err(|e| ledger_error("name the database", e))?;
+                rows.rows
+                    .first()
+                    .and_then(|r| r.first())
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            }
+            Dialect::Postgres | Dialect::Sqlite => None,
+        };
+        let key = advisory_key(database.as_deref(), migration);
         loop {
             let taken = lock_conn
                 .query(take, &[key.as_str().into()])
