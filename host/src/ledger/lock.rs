@@ -57,6 +57,14 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 const STOPPED: &str =
     "the run stopped so that no second host could run alongside it; run again to resume";
 
+/// Why a renewal failed.
+enum Renewal {
+    /// The lock is no longer this host's.
+    Lost(FailureCause),
+    /// The database failed.
+    Failed(crate::db::DbError),
+}
+
 /// The outcome of one attempt at a lease.
 enum Lease {
     Taken,
@@ -462,14 +470,22 @@ impl Lock {
         Ok(Some((c.text("holder")?, holder)))
     }
 
-    /// Records which run holds the lock, and extends the lease; fails with
+    /// Records which run holds the lock, and extends the lease. Returns
     /// [`FailureCause::LockLost`] if another host took the lock over.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Ledger`] when the database fails.
     pub async fn renew(
         &self,
         conn: &mut Connection,
         run_id: Option<i64>,
-    ) -> Result<(), FailureCause> {
-        self.renew_in(conn, run_id).await
+    ) -> Result<Option<FailureCause>> {
+        match self.renew_checked(conn, run_id).await {
+            Ok(()) => Ok(None),
+            Err(Renewal::Lost(cause)) => Ok(Some(cause)),
+            Err(Renewal::Failed(e)) => Err(ledger_error("renew the lock", e)),
+        }
     }
 
     /// Like [`Lock::renew`], inside the caller's transaction: the step's, so
@@ -482,6 +498,17 @@ impl Lock {
         conn: &mut Connection,
         run_id: Option<i64>,
     ) -> Result<(), FailureCause> {
+        self.renew_checked(conn, run_id).await.map_err(|e| match e {
+            Renewal::Lost(cause) => cause,
+            Renewal::Failed(e) => FailureCause::Database(format!("renewing the lock failed: {e}")),
+        })
+    }
+
+    async fn renew_checked(
+        &self,
+        conn: &mut Connection,
+        run_id: Option<i64>,
+    ) -> Result<(), Renewal> {
         let renewed = conn
             .execute(
                 "UPDATE dmig_locks SET run_id = COALESCE(?, run_id), expires_at = ? \
@@ -494,7 +521,7 @@ impl Lock {
                 ],
             )
             .await
-            .map_err(|e| FailureCause::Database(format!("renewing the lock failed: {e}")))?;
+            .map_err(Renewal::Failed)?;
         if renewed == 0 {
             // The lost reason, when the watcher knows it, says how.
             let how = self.lost_reason().unwrap_or_else(|| {
@@ -502,7 +529,7 @@ impl Lock {
                     "the lock was taken over by another host (the lock record no longer names this host); {STOPPED}"
                 )
             });
-            return Err(FailureCause::LockLost(how));
+            return Err(Renewal::Lost(FailureCause::LockLost(how)));
         }
         Ok(())
     }

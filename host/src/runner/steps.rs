@@ -150,7 +150,7 @@ impl Run<'_> {
         )
         .await?;
         let mut progress = Progress::new(Some(run_id), cursor);
-        if let Err(cause) = lock.renew(conn, Some(run_id)).await {
+        if let Some(cause) = lock.renew(conn, Some(run_id)).await? {
             self.record_failure(instance, run_id, &cause.to_string())
                 .await;
             return Err(self.failed(&progress, cause));
@@ -419,8 +419,10 @@ impl Run<'_> {
         let db = |e: DbError| FailureCause::Database(e.to_string());
         let conn = instance.connection();
         let run_id = progress.run_id.expect("real runs have a run id");
-        // The fence first: from here on this transaction holds the lock row,
-        // so no other host can take the lock over before this step commits.
+        // The fence first: it fails if another host replaced this host's
+        // lock row, and from here on this transaction holds that row, so a
+        // host that takes the lock cannot replace it (and so cannot read the
+        // ledger to plan its start) until this step has committed.
         lock.renew_in(conn, None).await?;
         ledger::checkpoint(conn, run_id, step.cursor.as_deref(), step.processed)
             .await
@@ -430,6 +432,8 @@ impl Run<'_> {
                 .await
                 .map_err(db)?;
         }
+        // And the advisory lock is held right now: never commit a step after
+        // the lock connection could be known lost.
         lock.verify().await?;
         conn.commit().await.map_err(db)?;
         Ok(step)
