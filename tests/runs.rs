@@ -26,6 +26,7 @@ on_every_database!(
     verify_failure_rolls_back_the_last_step,
     a_killed_lock_connection_stops_the_run_at_once,
     a_lock_taken_over_fences_the_next_step,
+    a_second_signal_cancels_the_running_statement,
 );
 
 // The current SQL gate refuses these guests' statements before they run
@@ -925,7 +926,7 @@ fn a_killed_lock_connection_stops_the_run_at_once(kind: Kind) {
         "sleep_ms=5000",
     ];
     let mut killed = 0;
-    let run = dmig_timed(DMIG, dir.path(), &args, 1, || {
+    let run = dmig_timed(DMIG, dir.path(), &args, 1, |_| {
         killed = kill_lock_holder(&mut db, kind, "counter");
     });
     assert_eq!(killed, 1, "the lock's session was found");
@@ -1047,7 +1048,7 @@ fn a_lock_taken_over_fences_the_next_step(kind: Kind) {
         "--pause",
         "2s",
     ];
-    let run = dmig_timed(DMIG, dir.path(), &args, 1, || {
+    let run = dmig_timed(DMIG, dir.path(), &args, 1, |_| {
         db.exec("UPDATE dmig_locks SET holder = 'another-host:4242:x', host = 'another-host', pid = 4242");
     });
     assert_eq!(run.code, 9, "{}", run.stderr);
@@ -1072,5 +1073,63 @@ fn a_lock_taken_over_fences_the_next_step(kind: Kind) {
         resumed.stdout.contains("resumed from cursor 100"),
         "{}",
         resumed.stdout
+    );
+}
+
+/// A second signal rolls the step back at once even while the step waits on
+/// a statement in the database: the host cancels the statement rather than
+/// wait for it.
+fn a_second_signal_cancels_the_running_statement(kind: Kind) {
+    let dir = TestDir::new("signal-statement");
+    let Some(test_db) = TestDb::new(kind, &dir, "signal_statement") else {
+        return;
+    };
+    let mut db = test_db.open();
+    db.exec(
+        "CREATE TABLE users (id BIGINT PRIMARY KEY, email VARCHAR(200) NOT NULL);
+         CREATE TABLE notes (step BIGINT NOT NULL)",
+    );
+    let statement = match kind {
+        Kind::Postgres => "sql=SELECT pg_sleep(20)::text",
+        Kind::Mysql => "sql=SELECT SLEEP(20)",
+        Kind::Sqlite => {
+            "sql=WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r"
+        }
+    };
+    let args = [
+        "run",
+        guests::SQL_PROBE_RAW,
+        "-D",
+        test_db.url(),
+        "--arg",
+        statement,
+    ];
+    let run = dmig_timed(DMIG, dir.path(), &args, 1, |pid| {
+        // Into the statement, then two signals of different kinds (two of
+        // one kind may merge while pending).
+        std::thread::sleep(Duration::from_millis(500));
+        let child = pid.to_string();
+        for name in ["-INT", "-TERM"] {
+            assert!(
+                Command::new("kill")
+                    .args([name, &child])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let since = run.since_step.expect("step 1 committed");
+    println!(
+        "{kind:?}: the run ended {since:?} after the second signal (and 300 ms of the test's own wait)"
+    );
+    assert_eq!(run.code, 7, "{}", run.stderr);
+    assert!(since < Duration::from_secs(2), "{since:?}: {}", run.stderr);
+    let notes: Vec<(i64,)> = db.rows("SELECT step FROM notes ORDER BY step");
+    assert_eq!(notes, [(1,)], "step 2 rolled back");
+    assert_eq!(
+        db.scalar::<String>("SELECT status FROM dmig_runs"),
+        "interrupted"
     );
 }

@@ -656,7 +656,7 @@ fn assert_cancelled_in_time(kind: Kind, test: &str, args: &[&str]) {
         "3s",
     ];
     run.extend_from_slice(args);
-    let timed = dmig_timed(DMIG, dir.path(), &run, 1, || {});
+    let timed = dmig_timed(DMIG, dir.path(), &run, 1, |_| {});
     let since = timed.since_step.expect("step 1 committed");
     println!("{kind:?} {test}: step 2 to exit took {since:?}");
     assert_eq!(timed.code, 5, "{}", timed.stderr);

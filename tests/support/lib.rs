@@ -114,14 +114,14 @@ pub struct TimedRun {
 }
 
 /// Runs `dmig-host` with `--output json`; when it reports committed step
-/// `step`, calls `at_step` (to act while the next step runs), and times the
-/// rest of the run from there.
+/// `step`, calls `at_step` with the process id (to act while the next step
+/// runs), and times the rest of the run from there.
 pub fn dmig_timed(
     bin: &str,
     cwd: &Path,
     args: &[&str],
     step: u64,
-    at_step: impl FnOnce(),
+    at_step: impl FnOnce(u32),
 ) -> TimedRun {
     let mut child = Command::new(bin)
         .args(args)
@@ -150,7 +150,7 @@ pub fn dmig_timed(
             && event["step"] == step
             && let Some(act) = at_step.take()
         {
-            act();
+            act(child.id());
             since = Some(std::time::Instant::now());
         }
         events.push(event);

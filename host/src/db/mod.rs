@@ -369,33 +369,71 @@ impl Connection {
         Ok(())
     }
 
-    /// Cancels the statement a dropped call may have left running (a dry
-    /// run's aborted step), without waiting for it to return: the next call
-    /// on the connection does.
-    pub async fn cancel_left_over(&mut self, grace: std::time::Duration) {
-        if self.canceller.in_call() && !self.is_abandoned() {
-            self.canceller.cancel_left_over(grace).await;
-            self.canceller.end_call();
-        }
-    }
-
-    /// Rolls the open transaction back after a failed or aborted step, never
-    /// waiting longer than `grace`: if the step was aborted in the middle of
-    /// a statement, that statement is cancelled first; if the rollback still
-    /// does not come back in time, the connection is given up.
-    pub async fn rollback_within(&mut self, grace: std::time::Duration) -> Result<(), DbError> {
+    /// Makes the connection usable again after a guest call was cut short
+    /// (its future dropped: a step aborted by a signal or a lost lock), within
+    /// `grace`: the statement the call may have left running is cancelled,
+    /// and what it left unread on the connection is drained (with sqlx, the
+    /// first call after a dropped one may only return the dropped
+    /// statement's own outcome). If that does not work out in time, the
+    /// connection is given up.
+    ///
+    /// # Errors
+    ///
+    /// When the connection was given up.
+    pub async fn settle(&mut self, grace: std::time::Duration) -> Result<(), DbError> {
         self.usable()?;
         let canceller = self.canceller();
-        if canceller.in_call() {
-            canceller.cancel_left_over(grace).await;
+        if !canceller.in_call() {
+            return Ok(());
         }
+        let give_up = tokio::time::Instant::now() + grace;
+        canceller.cancel_left_over(grace).await;
+        let drained = tokio::time::timeout_at(give_up, async {
+            for _ in 0..3 {
+                if self.ping().await.is_ok() {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        if drained == Ok(true) {
+            canceller.end_call();
+            return Ok(());
+        }
+        canceller.give_up().await;
+        Err(cancel::abandoned_error())
+    }
+
+    /// Rolls the open transaction back after a failed or aborted step (see
+    /// [`Connection::settle`]), never waiting longer than about twice
+    /// `grace`. A rollback that fails or does not come back in time costs the
+    /// connection: using it again could commit what the step left (MySQL's
+    /// `BEGIN` commits an open transaction), and ending its session makes
+    /// the server roll the step back.
+    ///
+    /// # Errors
+    ///
+    /// When the connection was given up.
+    pub async fn rollback_within(&mut self, grace: std::time::Duration) -> Result<(), DbError> {
+        self.settle(grace).await?;
         match tokio::time::timeout(grace, self.rollback()).await {
-            Ok(result) => {
-                canceller.end_call();
-                result
+            Ok(Ok(())) => Ok(()),
+            // SQLite rolls a transaction back by itself when a write in it is
+            // interrupted (or fails for want of disk or memory).
+            Ok(Err(e))
+                if self.dialect() == Dialect::Sqlite
+                    && e.message.contains("no transaction is active") =>
+            {
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                tracing::warn!("rolling back the step failed ({e}); giving its connection up");
+                self.canceller.give_up().await;
+                Err(e)
             }
             Err(_) => {
-                canceller.give_up().await;
+                self.canceller.give_up().await;
                 Err(cancel::abandoned_error())
             }
         }

@@ -379,16 +379,16 @@ impl Run<'_> {
             let conn = instance.connection();
             if transactional {
                 // If the step was cut short in the middle of a statement,
-                // that statement is cancelled first; a rollback that does
-                // not come back in time costs the connection (the failure is
-                // then recorded over a new one). After a failed COMMIT the
-                // transaction is already over, so a failing rollback here is
-                // expected.
+                // that statement is cancelled first; a rollback that fails or
+                // does not come back in time costs the connection (the
+                // failure is then recorded over a new one). After a failed
+                // COMMIT the transaction is already over, and its ROLLBACK
+                // is a no-op.
                 if let Err(e) = conn.rollback_within(CANCEL_GRACE).await {
                     tracing::debug!("rollback after a failed step: {e}");
                 }
-            } else {
-                conn.cancel_left_over(CANCEL_GRACE).await;
+            } else if let Err(e) = conn.settle(CANCEL_GRACE).await {
+                tracing::debug!("after the aborted dry-run step: {e}");
             }
         }
         match (result, lock) {
