@@ -1185,14 +1185,18 @@ mod tests {
             conn.set_statement_timeout(Duration::from_secs(3))
                 .await
                 .unwrap();
+            let version = conn.query("SELECT VERSION() AS v", &[]).await.unwrap();
+            let mariadb = version.rows[0][0].as_str().unwrap().contains("MariaDB");
             let sql = match conn.dialect() {
                 Dialect::Postgres => "SELECT current_setting('statement_timeout') AS t",
-                _ => "SELECT CAST(@@max_statement_time AS CHAR) AS t",
+                // Seconds on MariaDB, milliseconds on MySQL.
+                _ if mariadb => "SELECT CAST(@@max_statement_time AS CHAR) AS t",
+                _ => "SELECT CAST(@@max_execution_time AS CHAR) AS t",
             };
             let rows = conn.query(sql, &[]).await.unwrap();
             let value = rows.rows[0][0].as_str().unwrap().to_owned();
             assert!(
-                ["13s", "13.000000", "13"].contains(&value.as_str()),
+                ["13s", "13.000000", "13000"].contains(&value.as_str()),
                 "{var}: {value}"
             );
         }
