@@ -676,14 +676,14 @@ fn assert_cancelled_in_time(kind: Kind, test: &str, args: &[&str]) {
         Kind::Sqlite => 0,
         Kind::Postgres => db.scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-             AND pid <> pg_backend_pid() AND state <> 'idle'",
+             AND pid <> pg_backend_pid() AND state = 'active' AND query ILIKE '%sleep%'",
         ),
         Kind::Mysql => db.scalar(
             "SELECT count(*) FROM information_schema.processlist WHERE db = DATABASE() \
-             AND id <> CONNECTION_ID() AND command <> 'Sleep'",
+             AND id <> CONNECTION_ID() AND info LIKE '%SLEEP%'",
         ),
     };
-    assert_eq!(running, 0, "no statement of the run is left running");
+    assert_eq!(running, 0, "the step's statement is not left running");
     // The database and the lock are free: the next run resumes at once.
     let next = dmig(
         DMIG,

@@ -279,7 +279,8 @@ impl Canceller {
                 Some(output)
             }
             None => {
-                self.abandon(side).await;
+                self.abandon(side, "a statement did not stop when cancelled")
+                    .await;
                 None
             }
         }
@@ -332,15 +333,13 @@ impl Canceller {
     /// Gives the connection up: every later call on it fails at once, and its
     /// session is ended in the database so the server stops the statement
     /// and rolls back its transaction now, not whenever it notices.
-    pub(super) async fn give_up(&self) {
-        self.abandon(None).await;
+    pub(super) async fn give_up(&self, why: &str) {
+        self.abandon(None, why).await;
     }
 
-    async fn abandon(&self, side: Option<Side>) {
+    async fn abandon(&self, side: Option<Side>, why: &str) {
         self.state.abandoned.store(true, Ordering::SeqCst);
-        tracing::warn!(
-            "a statement did not stop when cancelled; its connection is given up and its session ended"
-        );
+        tracing::warn!("{why}: the connection is given up and its session ended");
         let terminate = async {
             let mut side = match side {
                 Some(side) => side,

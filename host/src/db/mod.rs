@@ -401,7 +401,9 @@ impl Connection {
             canceller.end_call();
             return Ok(());
         }
-        canceller.give_up().await;
+        canceller
+            .give_up("the connection could not be made usable after an aborted call")
+            .await;
         Err(cancel::abandoned_error())
     }
 
@@ -428,12 +430,14 @@ impl Connection {
                 Ok(())
             }
             Ok(Err(e)) => {
-                tracing::warn!("rolling back the step failed ({e}); giving its connection up");
-                self.canceller.give_up().await;
+                let why = format!("rolling back the step failed ({e})");
+                self.canceller.give_up(&why).await;
                 Err(e)
             }
             Err(_) => {
-                self.canceller.give_up().await;
+                self.canceller
+                    .give_up("rolling back the step did not come back in time")
+                    .await;
                 Err(cancel::abandoned_error())
             }
         }
