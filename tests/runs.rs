@@ -4,9 +4,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
 
 use dmig_tests::{
-    Db, Kind, TestDb, TestDir, counters_db, dmig, guests, next_event, on_every_database, spawn_json,
+    Db, Kind, TestDb, TestDir, counters_db, dmig, dmig_timed, guests, next_event,
+    on_every_database, spawn_json,
 };
 use serde_json::Value as Json;
 
@@ -22,7 +24,23 @@ on_every_database!(
     a_second_host_waits_for_the_lock_then_names_the_holder,
     dry_run_reports_and_leaves_the_database_byte_for_byte,
     verify_failure_rolls_back_the_last_step,
+    a_killed_lock_connection_stops_the_run_at_once,
+    a_lock_taken_over_fences_the_next_step,
+    a_second_signal_cancels_the_running_statement,
 );
+
+// A raw-SQL artifact may signal backends on PostgreSQL (pg_terminate_backend
+// is refused only to artifacts without raw SQL); on MySQL/MariaDB `KILL` is
+// refused by name in every mode, so there the guest cannot try.
+#[test]
+fn postgres_a_guest_that_kills_the_lock_connection_is_stopped() {
+    a_guest_that_kills_the_lock_connection_is_stopped(Kind::Postgres);
+}
+
+#[test]
+fn mysql_a_guest_that_kills_the_lock_connection_is_stopped() {
+    a_guest_that_kills_the_lock_connection_is_stopped(Kind::Mysql);
+}
 
 /// Starts `dmig-host` with JSON events on a pipe.
 fn spawn(dir: &TestDir, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
@@ -832,5 +850,287 @@ fn a_terminal_gets_a_progress_bar_with_rate_and_eta() {
     assert!(
         screen.contains("applied counter: 21 steps, 2000 rows"),
         "{screen}"
+    );
+}
+
+// The lock connection is the host's: if it is lost, the run stops at once
+// (exit 9) and never commits a further step; if another host took the lock
+// over, the next step's commit is fenced off.
+
+/// The message every lock-loss cause ends with.
+const LOCK_LOST_ADVICE: &str =
+    "the run stopped so that no second host could run alongside it; run again to resume";
+
+/// Ends the session holding migration `name`'s advisory lock, from the test's
+/// own connection; returns how many sessions it ended.
+fn kill_lock_holder(db: &mut Db, kind: Kind, name: &str) -> usize {
+    match kind {
+        Kind::Sqlite => 0,
+        Kind::Postgres => db
+            .rows::<(bool,)>(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .len(),
+        Kind::Mysql => {
+            let holder: Option<i64> = db.scalar(&format!(
+                "SELECT CAST(IS_USED_LOCK(CONCAT('dmig:', LEFT(SHA2(CONCAT(DATABASE(), '/{name}'), 256), 40))) AS SIGNED)"
+            ));
+            holder.map_or(0, |id| {
+                db.exec(&format!("KILL {id}"));
+                1
+            })
+        }
+    }
+}
+
+/// The run recorded for a lost lock: failed, with a one-line cause that
+/// starts with `how` and ends with the advice.
+fn assert_lock_lost(db: &mut Db, how: &str, stderr: &str) {
+    let (status, error) =
+        db.rows::<(String, String)>("SELECT status, error FROM dmig_runs ORDER BY id")[0].clone();
+    assert_eq!(status, "failed");
+    assert!(
+        error.starts_with(how) && error.ends_with(LOCK_LOST_ADVICE) && !error.contains('\n'),
+        "{error}"
+    );
+    assert!(
+        stderr.contains(&error),
+        "the operator sees the cause: {stderr}"
+    );
+}
+
+/// The step running when the lock connection is killed (from outside) rolls
+/// back and the run stops within about a second, not at the end of the
+/// step; the next run resumes.
+fn a_killed_lock_connection_stops_the_run_at_once(kind: Kind) {
+    if kind == Kind::Sqlite {
+        return; // SQLite's lock is a lease row: no connection to lose.
+    }
+    let dir = TestDir::new("lock-killed");
+    let Some((test_db, mut db)) = counters_db(kind, &dir, "lock_killed", 1000) else {
+        return;
+    };
+    // Each step sleeps 5 s after its writes: the kill lands inside step 2.
+    let args = [
+        "run",
+        guests::COUNTER,
+        "-D",
+        test_db.url(),
+        "--arg",
+        "batch_size=100",
+        "--arg",
+        "sleep_ms=5000",
+    ];
+    let mut killed = 0;
+    let run = dmig_timed(DMIG, dir.path(), &args, 1, |_| {
+        killed = kill_lock_holder(&mut db, kind, "counter");
+    });
+    assert_eq!(killed, 1, "the lock's session was found");
+    let since = run.since_step.expect("step 1 committed");
+    println!("{kind:?}: the run ended {since:?} after its lock connection was killed");
+    assert_eq!(run.code, 9, "{}", run.stderr);
+    assert!(since < Duration::from_secs(3), "{since:?}: {}", run.stderr);
+    assert_lock_lost(
+        &mut db,
+        "the lock connection was closed by the server (",
+        &run.stderr,
+    );
+    // Step 2 wrote, then rolled back.
+    assert_eq!(db.scalar::<i64>("SELECT count(*) FROM counter_batches"), 1);
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM counters WHERE n = 1"),
+        100
+    );
+    let resumed = dmig(
+        DMIG,
+        dir.path(),
+        &[
+            "run",
+            guests::COUNTER,
+            "-D",
+            test_db.url(),
+            "--lock-timeout",
+            "0s",
+        ],
+    )
+    .expect_code(0);
+    assert!(
+        resumed.stdout.contains("resumed from cursor 100"),
+        "{}",
+        resumed.stdout
+    );
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM counters WHERE n <> 1"),
+        0
+    );
+}
+
+/// The attack of issue 13: a migration ends every other session of its
+/// database, the host's lock connection among them, so a second host could
+/// take the lock while the first runs on. The step must not commit, and the
+/// run stops with the lock named as the cause.
+fn a_guest_that_kills_the_lock_connection_is_stopped(kind: Kind) {
+    let (statements, call): (&[&str], &str) = match kind {
+        Kind::Sqlite => unreachable!("SQLite has no lock connection"),
+        // Every other backend of this database (the lock connection among
+        // them), found through functions rather than pg_stat_activity, which
+        // the probe does not declare.
+        Kind::Postgres => (
+            &["sql=WITH b AS (SELECT pg_stat_get_backend_idset() AS id) \
+                 SELECT count(pg_terminate_backend(pg_stat_get_backend_pid(id)))::text FROM b \
+                 WHERE pg_stat_get_backend_dbid(id) = (SELECT pg_stat_get_backend_dbid(id) FROM b \
+                 WHERE pg_stat_get_backend_pid(id) = pg_backend_pid()) \
+                 AND pg_stat_get_backend_pid(id) <> pg_backend_pid()"],
+            "query",
+        ),
+        Kind::Mysql => (&["sql=KILL CONNECTION 1"], "execute"),
+    };
+    let dir = TestDir::new("lock-guest");
+    let Some(test_db) = TestDb::new(kind, &dir, "lock_guest") else {
+        return;
+    };
+    let mut db = test_db.open();
+    db.exec(
+        "CREATE TABLE users (id BIGINT PRIMARY KEY, email VARCHAR(200) NOT NULL);
+         CREATE TABLE notes (step BIGINT NOT NULL)",
+    );
+    // The test's own session must not be among those the guest ends.
+    drop(db);
+    let call = format!("call={call}");
+    let mut args = vec![
+        "run",
+        guests::SQL_PROBE_RAW,
+        "-D",
+        test_db.url(),
+        "--arg",
+        &call,
+    ];
+    for statement in statements {
+        args.extend(["--arg", statement]);
+    }
+    let out = dmig(DMIG, dir.path(), &args);
+    let mut db = test_db.open();
+    if kind == Kind::Mysql {
+        assert_eq!(out.code, 8, "{}", out.stderr);
+        assert!(
+            out.stderr.contains("KILL statements are refused"),
+            "{}",
+            out.stderr
+        );
+    } else {
+        assert_eq!(out.code, 9, "{}", out.stderr);
+        assert_lock_lost(
+            &mut db,
+            "the lock connection was closed by the server (",
+            &out.stderr,
+        );
+    }
+    let notes: Vec<(i64,)> = db.rows("SELECT step FROM notes ORDER BY step");
+    assert_eq!(notes, [(1,)], "step 2 did not commit");
+}
+
+/// Another host took the lock over between two steps (SQLite: its lease
+/// expired; the servers: its advisory lock was free and its holder record
+/// replaced) while this host's lock connection lives on: the next step's
+/// commit finds the lock record no longer its own and rolls back.
+fn a_lock_taken_over_fences_the_next_step(kind: Kind) {
+    let dir = TestDir::new("lock-fence");
+    let Some((test_db, mut db)) = counters_db(kind, &dir, "lock_fence", 1000) else {
+        return;
+    };
+    let args = [
+        "run",
+        guests::COUNTER,
+        "-D",
+        test_db.url(),
+        "--arg",
+        "batch_size=100",
+        "--pause",
+        "2s",
+    ];
+    let run = dmig_timed(DMIG, dir.path(), &args, 1, |_| {
+        db.exec("UPDATE dmig_locks SET holder = 'another-host:4242:x', host = 'another-host', pid = 4242");
+    });
+    assert_eq!(run.code, 9, "{}", run.stderr);
+    assert_lock_lost(
+        &mut db,
+        "the lock was taken over by another host (the lock record no longer names this host)",
+        &run.stderr,
+    );
+    // Step 2 ran but did not commit.
+    assert_eq!(db.scalar::<i64>("SELECT count(*) FROM counter_batches"), 1);
+    let steps: i64 = db.scalar("SELECT steps FROM dmig_runs");
+    assert_eq!(steps, 1);
+    // The pretend host goes away; the next run resumes.
+    db.exec("DELETE FROM dmig_locks");
+    let resumed = dmig(
+        DMIG,
+        dir.path(),
+        &["run", guests::COUNTER, "-D", test_db.url()],
+    )
+    .expect_code(0);
+    assert!(
+        resumed.stdout.contains("resumed from cursor 100"),
+        "{}",
+        resumed.stdout
+    );
+}
+
+/// A second signal rolls the step back at once even while the step waits on
+/// a statement in the database: the host cancels the statement rather than
+/// wait for it.
+fn a_second_signal_cancels_the_running_statement(kind: Kind) {
+    let dir = TestDir::new("signal-statement");
+    let Some(test_db) = TestDb::new(kind, &dir, "signal_statement") else {
+        return;
+    };
+    let mut db = test_db.open();
+    db.exec(
+        "CREATE TABLE users (id BIGINT PRIMARY KEY, email VARCHAR(200) NOT NULL);
+         CREATE TABLE notes (step BIGINT NOT NULL)",
+    );
+    let statement = match kind {
+        Kind::Postgres => "sql=SELECT pg_sleep(20)::text",
+        Kind::Mysql => "sql=SELECT SLEEP(20)",
+        Kind::Sqlite => {
+            "sql=WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r"
+        }
+    };
+    let args = [
+        "run",
+        guests::SQL_PROBE_RAW,
+        "-D",
+        test_db.url(),
+        "--arg",
+        statement,
+    ];
+    let run = dmig_timed(DMIG, dir.path(), &args, 1, |pid| {
+        // Into the statement, then two signals of different kinds (two of
+        // one kind may merge while pending).
+        std::thread::sleep(Duration::from_millis(500));
+        let child = pid.to_string();
+        for name in ["-INT", "-TERM"] {
+            assert!(
+                Command::new("kill")
+                    .args([name, &child])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let since = run.since_step.expect("step 1 committed");
+    println!(
+        "{kind:?}: the run ended {since:?} after the second signal (and 300 ms of the test's own wait)"
+    );
+    assert_eq!(run.code, 7, "{}", run.stderr);
+    assert!(since < Duration::from_secs(2), "{since:?}: {}", run.stderr);
+    let notes: Vec<(i64,)> = db.rows("SELECT step FROM notes ORDER BY step");
+    assert_eq!(notes, [(1,)], "step 2 rolled back");
+    assert_eq!(
+        db.scalar::<String>("SELECT status FROM dmig_runs"),
+        "interrupted"
     );
 }

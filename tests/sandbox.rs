@@ -12,7 +12,7 @@ mod trust_boundary;
 
 use dmig_host::sandbox::ComponentCache;
 use dmig_host::{Artifact, Direction, RunOptions, Runner, SandboxBuilder};
-use dmig_tests::{Db, Run, TestDir, dmig, guests};
+use dmig_tests::{Db, Kind, Run, TestDb, TestDir, dmig, dmig_timed, guests};
 
 const DMIG: &str = env!("CARGO_BIN_EXE_dmig-host-under-test");
 
@@ -615,4 +615,144 @@ fn compiled_components_are_cached_and_a_tampered_entry_is_recompiled() {
         uncached.stderr
     );
     assert!(!cache.exists());
+}
+
+// The step timeout is the host's: a statement still running in the database
+// at the deadline is cancelled by the host itself, whatever the session's own
+// statement timeout says, and the process exits within the limit plus about
+// a second. The `sql-probe-raw` guest commits one row to `notes` in step 1,
+// then in step 2 writes another and sends the statements it is given.
+
+dmig_tests::on_every_database!(
+    a_statement_past_the_deadline_is_cancelled_by_the_host,
+    execute_many_stops_at_the_deadline,
+);
+
+/// The step timeout of these tests, and the bound the whole rest of the run
+/// (from step 1's report to the process's exit) must keep. The requirement is
+/// the limit plus one second; the extra second is slack for a loaded machine.
+/// Unbounded, these runs take 20 s or more; the server's own statement
+/// timeout (a backstop) would fire only after 13 s.
+const LIMIT: Duration = Duration::from_secs(3);
+const BOUND: Duration = Duration::from_secs(5);
+
+/// A database with the tables `sql-probe-raw` uses.
+fn probe_db(kind: Kind, dir: &TestDir, test: &str) -> Option<(TestDb, Db)> {
+    let test_db = TestDb::new(kind, dir, test)?;
+    let mut db = test_db.open();
+    db.exec(
+        "CREATE TABLE users (id BIGINT PRIMARY KEY, email VARCHAR(200) NOT NULL);
+         CREATE TABLE notes (step BIGINT NOT NULL)",
+    );
+    Some((test_db, db))
+}
+
+/// Runs `sql-probe-raw` with `args` and `--step-timeout 3s`; checks that it
+/// failed as a timeout inside a database call within [`BOUND`] of step 2's
+/// start, that step 2 rolled back, that the run is recorded failed with a
+/// one-line cause, that nothing of the statement still runs in the server,
+/// and that the next run resumes at once.
+fn assert_cancelled_in_time(kind: Kind, test: &str, args: &[&str]) {
+    let dir = TestDir::new(test);
+    let Some((test_db, mut db)) = probe_db(kind, &dir, test) else {
+        return;
+    };
+    let mut run = vec![
+        "run",
+        guests::SQL_PROBE_RAW,
+        "-D",
+        test_db.url(),
+        "--step-timeout",
+        "3s",
+    ];
+    run.extend_from_slice(args);
+    let timed = dmig_timed(DMIG, dir.path(), &run, 1, |_| {});
+    let since = timed.since_step.expect("step 1 committed");
+    println!("{kind:?} {test}: step 2 to exit took {since:?}");
+    assert_eq!(timed.code, 5, "{}", timed.stderr);
+    assert!(
+        since < BOUND,
+        "{kind:?}: the run ended {since:?} after step 2 began; the limit is {LIMIT:?}\n{}",
+        timed.stderr
+    );
+    let cause = "step exceeded 3 s (the time ran out inside a database call)";
+    assert!(timed.stderr.contains(cause), "{}", timed.stderr);
+    let notes: Vec<(i64,)> = db.rows("SELECT step FROM notes ORDER BY step");
+    assert_eq!(notes, [(1,)], "step 2 rolled back");
+    let recorded = db.rows::<(String, String)>("SELECT status, error FROM dmig_runs")[0].clone();
+    assert_eq!(recorded, ("failed".to_owned(), cause.to_owned()));
+    // Nothing of the step still runs on the server.
+    let running: i64 = match kind {
+        Kind::Sqlite => 0,
+        Kind::Postgres => db.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND state = 'active' AND query ILIKE '%sleep%'",
+        ),
+        Kind::Mysql => db.scalar(
+            "SELECT count(*) FROM information_schema.processlist WHERE db = DATABASE() \
+             AND id <> CONNECTION_ID() AND info LIKE '%SLEEP%'",
+        ),
+    };
+    assert_eq!(running, 0, "the step's statement is not left running");
+    // The database and the lock are free: the next run resumes at once.
+    let next = dmig(
+        DMIG,
+        dir.path(),
+        &[
+            "run",
+            guests::SQL_PROBE_RAW,
+            "-D",
+            test_db.url(),
+            "--lock-timeout",
+            "0s",
+            "--arg",
+            "sql=SELECT 1",
+        ],
+    )
+    .expect_code(1);
+    assert!(
+        next.stderr
+            .contains("every statement ran: sql returned 1 row(s)"),
+        "{}",
+        next.stderr
+    );
+}
+
+/// PostgreSQL: the guest turns its session's `statement_timeout` off first,
+/// which must change nothing. MySQL/MariaDB: the session's
+/// `max_statement_time` is only a backstop 10 s past the step timeout.
+/// SQLite: a recursive CTE that never ends.
+fn a_statement_past_the_deadline_is_cancelled_by_the_host(kind: Kind) {
+    let args: &[&str] = match kind {
+        Kind::Postgres => &[
+            "--arg",
+            "sql=SELECT set_config('statement_timeout', '0', false)",
+            "--arg",
+            "sql2=SELECT pg_sleep(20)::text",
+        ],
+        Kind::Mysql => &["--arg", "sql=SELECT SLEEP(20)"],
+        Kind::Sqlite => &[
+            "--arg",
+            "sql=WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r",
+        ],
+    };
+    assert_cancelled_in_time(kind, "cancel-statement", args);
+}
+
+/// `execute_many` of a one-second statement with 100 empty parameter sets:
+/// each statement ends well within the server's own timeout, and the loop
+/// must start no further statement after the deadline.
+fn execute_many_stops_at_the_deadline(kind: Kind) {
+    let sql = match kind {
+        Kind::Postgres => "sql=SELECT pg_sleep(1)",
+        Kind::Mysql => "sql=SELECT SLEEP(1)",
+        Kind::Sqlite => {
+            "sql=WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 3000000) SELECT count(*) FROM r"
+        }
+    };
+    assert_cancelled_in_time(
+        kind,
+        "cancel-many",
+        &["--arg", "call=many", "--arg", "sets=100", "--arg", sql],
+    );
 }

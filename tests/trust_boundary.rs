@@ -599,6 +599,12 @@ cases! {
     raw_ledger_table_short_form: [postgres] => q("TABLE dmig_runs").raw();
     raw_ledger_in_a_function_argument: [postgres] =>
         q("SELECT query_to_xml('select * from dmig_runs', true, true, '')::text").raw();
+    /// Dynamic SQL that never spells the ledger's name: no reading of the
+    /// text can see it, so the host guards the ledger by its contents.
+    raw_dynamic_sql_writes_the_ledger_without_naming_it: [postgres] =>
+        q("DO $$ BEGIN EXECUTE 'UPDATE ' || 'dm' || 'ig_migrations SET sha256 = ''pwned'''; END $$")
+            .raw()
+            .exec();
     raw_unparseable_ledger_update_sqlite: [sqlite] =>
         q("UPDATE dmig_migrations INDEXED BY sqlite_autoindex_dmig_migrations_1 SET description = 'pwned'")
             .raw()

@@ -39,6 +39,11 @@ pub enum ExitCode {
     /// statement did not run, its step was rolled back and the run recorded
     /// as failed.
     CapabilityViolation = 8,
+    /// The run lost the migration's lock while it ran (the lock connection
+    /// was closed, or another host took the lock over): it stopped at once,
+    /// its open step was rolled back and the run recorded as failed; run
+    /// again to resume.
+    LockLost = 9,
     /// The artifact file could not be read.
     ArtifactUnreadable = 10,
     /// The artifact is not a WebAssembly file at all.
@@ -81,6 +86,9 @@ pub enum FailureCause {
     /// The guest sent a statement outside its declared capabilities; the
     /// text names the statement and what it lacks.
     Capability(String),
+    /// The run lost the migration's lock (its connection was closed, or
+    /// another host took it over) and stopped; the text says how.
+    LockLost(String),
 }
 
 impl std::fmt::Display for FailureCause {
@@ -89,7 +97,8 @@ impl std::fmt::Display for FailureCause {
             FailureCause::Guest(m)
             | FailureCause::Trap(m)
             | FailureCause::Database(m)
-            | FailureCause::Capability(m) => f.write_str(m),
+            | FailureCause::Capability(m)
+            | FailureCause::LockLost(m) => f.write_str(m),
         }
     }
 }
@@ -307,6 +316,10 @@ impl Error {
                 cause: FailureCause::Capability(_),
                 ..
             } => ExitCode::CapabilityViolation,
+            Error::MigrationFailed {
+                cause: FailureCause::LockLost(_),
+                ..
+            } => ExitCode::LockLost,
             Error::MigrationFailed { .. } | Error::DescribeFailed { .. } => {
                 ExitCode::MigrationFailed
             }

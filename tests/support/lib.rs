@@ -101,6 +101,69 @@ pub fn dmig_with_env(bin: &str, cwd: &Path, args: &[&str], env: &[(&str, &str)])
     }
 }
 
+/// A `dmig-host` run with JSON events on stdout, timed from one of its steps.
+#[derive(Debug)]
+pub struct TimedRun {
+    pub code: i32,
+    pub stderr: String,
+    /// Every JSON event, in order.
+    pub events: Vec<Json>,
+    /// From the moment the awaited step was reported (and the callback
+    /// returned) until the process exited; `None` if that step never came.
+    pub since_step: Option<std::time::Duration>,
+}
+
+/// Runs `dmig-host` with `--output json`; when it reports committed step
+/// `step`, calls `at_step` with the process id (to act while the next step
+/// runs), and times the rest of the run from there.
+pub fn dmig_timed(
+    bin: &str,
+    cwd: &Path,
+    args: &[&str],
+    step: u64,
+    at_step: impl FnOnce(u32),
+) -> TimedRun {
+    let mut child = Command::new(bin)
+        .args(args)
+        .args(["--output", "json"])
+        .current_dir(cwd)
+        .env_remove("DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .env("DMIG_CACHE_DIR", test_cache_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting dmig-host");
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+        text
+    });
+    let mut at_step = Some(at_step);
+    let mut since = None;
+    let mut events = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let event: Json = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if event["event"] == "step"
+            && event["step"] == step
+            && let Some(act) = at_step.take()
+        {
+            act(child.id());
+            since = Some(std::time::Instant::now());
+        }
+        events.push(event);
+    }
+    let status = child.wait().unwrap();
+    TimedRun {
+        code: status.code().expect("dmig-host was killed by a signal"),
+        since_step: since.map(|t| t.elapsed()),
+        stderr: stderr.join().unwrap(),
+        events,
+    }
+}
+
 /// The kinds of database the behaviour tests run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

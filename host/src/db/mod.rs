@@ -12,6 +12,9 @@ mod postgres;
 mod sqlite;
 mod value;
 
+mod cancel;
+pub(crate) use cancel::{CANCEL_GRACE, Canceller};
+
 use std::fmt;
 
 use futures_util::TryStreamExt;
@@ -244,25 +247,10 @@ where
     Ok(Rows { columns, rows })
 }
 
-/// Interrupts the statement running on a connection, from another task.
-///
-/// Holds the raw SQLite handle: valid only while its [`Connection`] lives,
-/// which is why it is only handed out for the duration of one call.
-#[derive(Clone, Copy)]
-pub(crate) struct Interrupter(std::ptr::NonNull<libsqlite3_sys::sqlite3>);
-
-// SAFETY: sqlite3_interrupt is documented as safe to call from any thread
-// while the connection is open; that is the only use of the pointer.
-unsafe impl Send for Interrupter {}
-unsafe impl Sync for Interrupter {}
-
-impl Interrupter {
-    /// Makes the running statement (if any) fail with SQLITE_INTERRUPT.
-    pub(crate) fn interrupt(self) {
-        // SAFETY: see the type's invariant; the connection is alive.
-        unsafe { libsqlite3_sys::sqlite3_interrupt(self.0.as_ptr()) }
-    }
-}
+/// How much longer than the step timeout the server's own statement timeout
+/// is: it is only a backstop for a host that died mid-statement, never what
+/// ends a step (the host cancels the statement itself at the deadline).
+const SERVER_TIMEOUT_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A statement's text and where its parameters are: `?` markers (what the
 /// host writes, and what MySQL and SQLite bind), or the numbered spots of a
@@ -304,10 +292,12 @@ pub struct Connection {
     /// How the server reads SQL text on this connection (fixed at connect;
     /// the statements that could change it are refused to guests).
     syntax: crate::sql::Syntax,
+    /// Stops a statement on this connection from outside it (see `cancel`).
+    canceller: Canceller,
 }
 
 enum Inner {
-    Sqlite(sqlx::SqliteConnection, Interrupter),
+    Sqlite(sqlx::SqliteConnection),
     Postgres(postgres::PgSession),
     Mysql(sqlx::MySqlConnection),
 }
@@ -340,7 +330,7 @@ impl Connection {
     }
 
     async fn open(url: &str, create: bool) -> Result<Self> {
-        let inner = match Dialect::from_url(url)? {
+        let (inner, target) = match Dialect::from_url(url)? {
             Dialect::Sqlite => {
                 let mut conn = sqlite::connect(url, create).await?;
                 let handle =
@@ -350,11 +340,24 @@ impl Connection {
                             url: redact(url),
                             source,
                         })?;
-                Inner::Sqlite(conn, Interrupter(handle))
+                (
+                    Inner::Sqlite(conn),
+                    cancel::Target::Sqlite(cancel::Interrupter(handle)),
+                )
             }
             // Server databases exist already: `create` only matters for SQLite.
-            Dialect::Postgres => Inner::Postgres(postgres::connect(url).await?),
-            Dialect::Mysql => Inner::Mysql(mysql::connect(url).await?),
+            Dialect::Postgres => {
+                let (session, target) = postgres::connect(url).await?;
+                (Inner::Postgres(session), target)
+            }
+            Dialect::Mysql => {
+                let (conn, target) = mysql::connect(url).await?;
+                (Inner::Mysql(conn), target)
+            }
+        };
+        let canceller = Canceller {
+            target,
+            state: std::sync::Arc::default(),
         };
         let dialect = match inner {
             Inner::Sqlite(..) => Dialect::Sqlite,
@@ -364,6 +367,7 @@ impl Connection {
         let mut conn = Connection {
             inner,
             syntax: crate::sql::Syntax::of(dialect),
+            canceller,
         };
         conn.syntax = conn.read_syntax().await.map_err(|source| Error::Connect {
             url: redact(url),
@@ -407,19 +411,115 @@ impl Connection {
     /// The kind of database this connection talks to.
     pub fn dialect(&self) -> Dialect {
         match self.inner {
-            Inner::Sqlite(..) => Dialect::Sqlite,
+            Inner::Sqlite(_) => Dialect::Sqlite,
             Inner::Postgres(_) => Dialect::Postgres,
             Inner::Mysql(_) => Dialect::Mysql,
         }
     }
 
-    /// A way to interrupt a statement running on this connection, where the
-    /// database has one. PostgreSQL and MySQL cancel from a second connection
-    /// (`pg_cancel_backend`, `KILL QUERY`), which this does not offer: None.
-    pub(crate) fn interrupter(&self) -> Option<Interrupter> {
-        match self.inner {
-            Inner::Sqlite(_, interrupter) => Some(interrupter),
-            Inner::Postgres(_) | Inner::Mysql(_) => None,
+    /// What stops a statement running on this connection from outside it:
+    /// `sqlite3_interrupt`, `pg_cancel_backend` or `KILL QUERY` (see
+    /// `cancel`). Use it only while this connection lives.
+    pub(crate) fn canceller(&self) -> Canceller {
+        self.canceller.clone()
+    }
+
+    /// Whether this connection was given up after a statement on it did not
+    /// stop when cancelled. Every call on it then fails at once.
+    pub fn is_abandoned(&self) -> bool {
+        self.canceller.is_abandoned()
+    }
+
+    fn usable(&self) -> Result<(), DbError> {
+        if self.canceller.is_abandoned() {
+            return Err(cancel::abandoned_error());
+        }
+        Ok(())
+    }
+
+    /// Checks that the server still answers on this connection.
+    pub async fn ping(&mut self) -> Result<(), DbError> {
+        use sqlx::Connection as _;
+        self.usable()?;
+        match &mut self.inner {
+            Inner::Sqlite(c) => c.ping().await?,
+            Inner::Postgres(c) => c.connection().ping().await?,
+            Inner::Mysql(c) => c.ping().await?,
+        }
+        Ok(())
+    }
+
+    /// Makes the connection usable again after a guest call was cut short
+    /// (its future dropped: a step aborted by a signal or a lost lock), within
+    /// `grace`: the statement the call may have left running is cancelled,
+    /// and what it left unread on the connection is drained (with sqlx, the
+    /// first call after a dropped one may only return the dropped
+    /// statement's own outcome). If that does not work out in time, the
+    /// connection is given up.
+    ///
+    /// # Errors
+    ///
+    /// When the connection was given up.
+    pub async fn settle(&mut self, grace: std::time::Duration) -> Result<(), DbError> {
+        self.usable()?;
+        let canceller = self.canceller();
+        if !canceller.in_call() {
+            return Ok(());
+        }
+        let give_up = tokio::time::Instant::now() + grace;
+        canceller.cancel_left_over(grace).await;
+        let drained = tokio::time::timeout_at(give_up, async {
+            for _ in 0..3 {
+                if self.ping().await.is_ok() {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        if drained == Ok(true) {
+            canceller.end_call();
+            return Ok(());
+        }
+        canceller
+            .give_up("the connection could not be made usable after an aborted call")
+            .await;
+        Err(cancel::abandoned_error())
+    }
+
+    /// Rolls the open transaction back after a failed or aborted step (see
+    /// [`Connection::settle`]), never waiting longer than about twice
+    /// `grace`. A rollback that fails or does not come back in time costs the
+    /// connection: using it again could commit what the step left (MySQL's
+    /// `BEGIN` commits an open transaction), and ending its session makes
+    /// the server roll the step back.
+    ///
+    /// # Errors
+    ///
+    /// When the connection was given up.
+    pub async fn rollback_within(&mut self, grace: std::time::Duration) -> Result<(), DbError> {
+        self.settle(grace).await?;
+        match tokio::time::timeout(grace, self.rollback()).await {
+            Ok(Ok(())) => Ok(()),
+            // SQLite rolls a transaction back by itself when a write in it is
+            // interrupted (or fails for want of disk or memory).
+            Ok(Err(e))
+                if self.dialect() == Dialect::Sqlite
+                    && e.message.contains("no transaction is active") =>
+            {
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                let why = format!("rolling back the step failed ({e})");
+                self.canceller.give_up(&why).await;
+                Err(e)
+            }
+            Err(_) => {
+                self.canceller
+                    .give_up("rolling back the step did not come back in time")
+                    .await;
+                Err(cancel::abandoned_error())
+            }
         }
     }
 
@@ -450,9 +550,10 @@ impl Connection {
     }
 
     async fn raw(&mut self, sql: &'static str) -> Result<(), DbError> {
+        self.usable()?;
         let sql = sqlx::raw_sql(sql);
         match &mut self.inner {
-            Inner::Sqlite(c, _) => sql.execute(c).await.map(drop)?,
+            Inner::Sqlite(c) => sql.execute(c).await.map(drop)?,
             Inner::Postgres(c) => sql.execute(c.connection()).await.map(drop)?,
             Inner::Mysql(c) => sql.execute(c).await.map(drop)?,
         }
@@ -477,8 +578,9 @@ impl Connection {
         limits: ResultLimits,
     ) -> Result<Rows, DbError> {
         let sql = sql.into();
+        self.usable()?;
         match &mut self.inner {
-            Inner::Sqlite(c, _) => sqlite::query(c, sql.text, params, limits).await,
+            Inner::Sqlite(c) => sqlite::query(c, sql.text, params, limits).await,
             Inner::Postgres(c) => c.query(sql, params, limits).await,
             Inner::Mysql(c) => mysql::query(c, sql.text, params, limits).await,
         }
@@ -491,15 +593,18 @@ impl Connection {
         params: &[Value],
     ) -> Result<u64, DbError> {
         let sql = sql.into();
+        self.usable()?;
         match &mut self.inner {
-            Inner::Sqlite(c, _) => Ok(sqlite::execute(c, sql.text, params).await?.0),
+            Inner::Sqlite(c) => Ok(sqlite::execute(c, sql.text, params).await?.0),
             Inner::Postgres(c) => c.execute(sql, params).await,
             Inner::Mysql(c) => Ok(mysql::execute(c, sql.text, params).await?.0),
         }
     }
 
     /// Runs one statement per parameter set, prepared once (sqlx caches the
-    /// prepared statement on the connection). Stops at the first error.
+    /// prepared statement on the connection). Stops at the first error, and
+    /// starts no further statement once the call is being cancelled (its
+    /// step ran out of time).
     pub async fn execute_many<'s>(
         &mut self,
         sql: impl Into<Sql<'s>>,
@@ -508,21 +613,32 @@ impl Connection {
         let sql = sql.into();
         let mut affected = 0;
         for params in param_sets {
+            if self.canceller.is_cancelled() {
+                return Err(cancel::cancelled_error());
+            }
             affected += self.execute(sql, params).await?;
         }
         Ok(affected)
     }
 
-    /// Makes the server cancel any single statement that runs longer than
-    /// `timeout`: PostgreSQL's `statement_timeout`, MariaDB's
-    /// `max_statement_time`, MySQL's `max_execution_time` (which MySQL applies
-    /// to SELECT only). SQLite has none; there the host interrupts the
-    /// statement itself.
+    /// Makes the server cancel any single statement that runs much longer
+    /// than a step may (`step_timeout` plus [`SERVER_TIMEOUT_MARGIN`]):
+    /// PostgreSQL's `statement_timeout`, MariaDB's `max_statement_time`,
+    /// MySQL's `max_execution_time` (which MySQL applies to SELECT only).
+    ///
+    /// This is a backstop for a host that died in the middle of a
+    /// statement, nothing more: the host itself cancels a statement at the
+    /// step's deadline (see `cancel`), and a guest able to change the
+    /// setting gains nothing. SQLite has none.
     pub async fn set_statement_timeout(
         &mut self,
-        timeout: std::time::Duration,
+        step_timeout: std::time::Duration,
     ) -> Result<(), DbError> {
-        let ms = timeout.as_millis().max(1);
+        // PostgreSQL takes at most i32::MAX milliseconds.
+        let ms = step_timeout
+            .saturating_add(SERVER_TIMEOUT_MARGIN)
+            .as_millis()
+            .clamp(1, i32::MAX.unsigned_abs().into());
         let sql = match self.dialect() {
             Dialect::Sqlite => return Ok(()),
             Dialect::Postgres => format!("SET statement_timeout = {ms}"),
@@ -594,8 +710,9 @@ impl Connection {
         sql: &str,
         params: &[Value],
     ) -> Result<(u64, i64), DbError> {
+        self.usable()?;
         match &mut self.inner {
-            Inner::Sqlite(c, _) => sqlite::execute(c, sql, params).await,
+            Inner::Sqlite(c) => sqlite::execute(c, sql, params).await,
             Inner::Postgres(c) => c.execute_returning_id(sql, params).await,
             Inner::Mysql(c) => mysql::execute(c, sql, params).await,
         }
@@ -673,6 +790,8 @@ mod testing {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -753,12 +872,15 @@ mod tests {
     async fn connects_and_names_its_dialect() {
         if let Some(conn) = testing::connect(POSTGRES).await {
             assert_eq!(conn.dialect(), Dialect::Postgres);
-            assert!(conn.interrupter().is_none());
+            assert!(matches!(
+                conn.canceller().target,
+                cancel::Target::Postgres(_)
+            ));
         }
         if let Some(url) = testing::url(MYSQL) {
             let conn = Connection::connect(&url).await.unwrap();
             assert_eq!(conn.dialect(), Dialect::Mysql);
-            assert!(conn.interrupter().is_none());
+            assert!(matches!(conn.canceller().target, cancel::Target::Mysql(_)));
             let mariadb = url.replacen("mysql://", "mariadb://", 1);
             let conn = Connection::connect_existing(&mariadb).await.unwrap();
             assert_eq!(conn.dialect(), Dialect::Mysql);
@@ -1005,5 +1127,173 @@ mod tests {
             drop_table(conn, &table).await;
         })
         .await;
+    }
+
+    /// A connection of each kind: in-memory SQLite and each server whose
+    /// URL is set.
+    async fn every_kind() -> Vec<Connection> {
+        let mut conns = vec![Connection::connect("sqlite::memory:").await.unwrap()];
+        for var in [POSTGRES, MYSQL] {
+            conns.extend(testing::connect(var).await);
+        }
+        conns
+    }
+
+    /// A statement that runs for `secs` seconds (SQLite: far longer).
+    fn sleep_sql(dialect: Dialect, secs: f64) -> String {
+        match dialect {
+            Dialect::Postgres => format!("SELECT pg_sleep({secs})"),
+            Dialect::Mysql => format!("SELECT SLEEP({secs})"),
+            Dialect::Sqlite => "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) \
+                 SELECT count(*) FROM r"
+                .into(),
+        }
+    }
+
+    /// Whether the server still has the session `canceller` targets.
+    async fn session_alive(canceller: &Canceller) -> bool {
+        let (url, sql) = match &canceller.target {
+            cancel::Target::Sqlite(_) => return true,
+            cancel::Target::Postgres(t) => (
+                testing::url(POSTGRES).unwrap(),
+                format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = {}",
+                    t.pid
+                ),
+            ),
+            cancel::Target::Mysql(t) => (
+                testing::url(MYSQL).unwrap(),
+                format!(
+                    "SELECT count(*) FROM information_schema.processlist WHERE id = {}",
+                    t.id
+                ),
+            ),
+        };
+        let mut other = Connection::connect(&url).await.unwrap();
+        let rows = other.query(&sql, &[]).await.unwrap();
+        rows.rows[0][0].as_i64() == Some(1)
+    }
+
+    /// Runs `sql` on `conn` (`sets`: through `execute_many` with that many
+    /// empty parameter sets), checks it still runs after 300 ms, then stops
+    /// it with `grace`. Returns its result, or None if it was given up.
+    async fn run_then_stop(
+        conn: &mut Connection,
+        sql: &str,
+        sets: Option<usize>,
+        grace: Duration,
+    ) -> Option<Result<u64, DbError>> {
+        let canceller = conn.canceller();
+        canceller.begin_call();
+        let call = async {
+            match sets {
+                Some(n) => conn.execute_many(sql, &vec![Vec::new(); n]).await,
+                None => conn.execute(sql, &[]).await,
+            }
+        };
+        tokio::pin!(call);
+        let early = tokio::time::timeout(Duration::from_millis(300), call.as_mut()).await;
+        assert!(early.is_err(), "{sql}: the statement runs");
+        canceller.stop(call.as_mut(), grace).await
+    }
+
+    #[tokio::test]
+    async fn a_running_statement_is_cancelled_from_outside() {
+        for mut conn in every_kind().await {
+            let dialect = conn.dialect();
+            let started = std::time::Instant::now();
+            let stopped =
+                run_then_stop(&mut conn, &sleep_sql(dialect, 30.0), None, CANCEL_GRACE).await;
+            assert!(
+                stopped.is_some(),
+                "{dialect}: the statement stopped in time"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{dialect}: {:?}",
+                started.elapsed()
+            );
+            assert!(!conn.is_abandoned());
+            // The connection goes on, and no cancel is left over to hit the
+            // next statement.
+            let rows = conn.query("SELECT 1 AS one", &[]).await.unwrap();
+            assert_eq!(rows.rows, vec![vec![Value::Int(1)]], "{dialect}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_execute_many_starts_no_further_statement() {
+        for mut conn in every_kind().await {
+            let dialect = conn.dialect();
+            if dialect == Dialect::Sqlite {
+                continue;
+            }
+            let started = std::time::Instant::now();
+            let stopped =
+                run_then_stop(&mut conn, &sleep_sql(dialect, 0.2), Some(100), CANCEL_GRACE).await;
+            assert!(stopped.expect("returned in time").is_err(), "{dialect}");
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{dialect}: {:?}",
+                started.elapsed()
+            );
+            assert!(!conn.is_abandoned());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_statement_does_not_stop_is_given_up() {
+        for mut conn in every_kind().await {
+            let dialect = conn.dialect();
+            if dialect == Dialect::Sqlite {
+                continue;
+            }
+            let canceller = conn.canceller();
+            let started = std::time::Instant::now();
+            // No grace at all: given up at once.
+            let stopped =
+                run_then_stop(&mut conn, &sleep_sql(dialect, 30.0), None, Duration::ZERO).await;
+            assert!(stopped.is_none(), "{dialect}");
+            assert!(started.elapsed() < Duration::from_secs(2), "{dialect}");
+            assert!(conn.is_abandoned());
+            let error = conn.query("SELECT 1", &[]).await.unwrap_err();
+            assert!(error.message.contains("given up"), "{error}");
+            // Its session was ended on the server.
+            let mut alive = true;
+            for _ in 0..50 {
+                alive = session_alive(&canceller).await;
+                if !alive {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(!alive, "{dialect}: the given-up session ended");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_server_timeout_is_a_backstop_past_the_step_timeout() {
+        for var in [POSTGRES, MYSQL] {
+            let Some(mut conn) = testing::connect(var).await else {
+                continue;
+            };
+            conn.set_statement_timeout(Duration::from_secs(3))
+                .await
+                .unwrap();
+            let version = conn.query("SELECT VERSION() AS v", &[]).await.unwrap();
+            let mariadb = version.rows[0][0].as_str().unwrap().contains("MariaDB");
+            let sql = match conn.dialect() {
+                Dialect::Postgres => "SELECT current_setting('statement_timeout') AS t",
+                // Seconds on MariaDB, milliseconds on MySQL.
+                _ if mariadb => "SELECT CAST(@@max_statement_time AS CHAR) AS t",
+                _ => "SELECT CAST(@@max_execution_time AS CHAR) AS t",
+            };
+            let rows = conn.query(sql, &[]).await.unwrap();
+            let value = rows.rows[0][0].as_str().unwrap().to_owned();
+            assert!(
+                ["13s", "13.000000", "13000"].contains(&value.as_str()),
+                "{var}: {value}"
+            );
+        }
     }
 }

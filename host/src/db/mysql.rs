@@ -21,7 +21,9 @@ use crate::error::{Error, Result};
 ///
 /// sqlx's defaults stay: the session's `time_zone` is `+00:00`, which is what
 /// makes TIMESTAMP values (stored in UTC) come back, and go in, as UTC.
-pub(super) async fn connect(url: &str) -> Result<MySqlConnection> {
+///
+/// Also learns the connection's id, for `KILL QUERY` (see `cancel`).
+pub(super) async fn connect(url: &str) -> Result<(MySqlConnection, super::cancel::Target)> {
     let connect_error = |source| Error::Connect {
         url: redact(url),
         source,
@@ -31,11 +33,12 @@ pub(super) async fn connect(url: &str) -> Result<MySqlConnection> {
         Some(rest) => format!("mysql:{rest}"),
         None => url.to_owned(),
     };
-    MySqlConnectOptions::from_str(&url)
-        .map_err(connect_error)?
-        .connect()
+    let options = MySqlConnectOptions::from_str(&url).map_err(connect_error)?;
+    let mut conn = options.connect().await.map_err(connect_error)?;
+    let target = super::cancel::Target::mysql(options, &mut conn)
         .await
-        .map_err(connect_error)
+        .map_err(connect_error)?;
+    Ok((conn, target))
 }
 
 pub(super) async fn query(

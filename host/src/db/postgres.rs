@@ -45,21 +45,22 @@ pub(super) struct PgSession {
     rewrites: HashMap<String, String>,
 }
 
-pub(super) async fn connect(url: &str) -> Result<PgSession> {
+/// Connects, and learns what identifies the session for a cancel.
+pub(super) async fn connect(url: &str) -> Result<(PgSession, super::cancel::Target)> {
     let connect_error = |source| Error::Connect {
         url: redact(url),
         source,
     };
-    let conn = url
-        .parse::<PgConnectOptions>()
-        .map_err(connect_error)?
-        .connect()
+    let options = url.parse::<PgConnectOptions>().map_err(connect_error)?;
+    let mut conn = options.connect().await.map_err(connect_error)?;
+    let target = super::cancel::Target::postgres(options, &mut conn)
         .await
         .map_err(connect_error)?;
-    Ok(PgSession {
+    let session = PgSession {
         conn,
         rewrites: HashMap::new(),
-    })
+    };
+    Ok((session, target))
 }
 
 /// A text (or NULL) parameter of unspecified type: OID 0 in the Parse

@@ -28,7 +28,7 @@ pub(super) async fn connect(url: &str, create: bool) -> Result<SqliteConnection>
         .map_err(connect_error)
 }
 
-/// The raw handle, for [`super::Interrupter`].
+/// The raw handle, for the interrupt (see `super::cancel`).
 pub(super) async fn raw_handle(
     conn: &mut SqliteConnection,
 ) -> Result<std::ptr::NonNull<libsqlite3_sys::sqlite3>, sqlx::Error> {

@@ -10,14 +10,60 @@
 //! with an expiry the holder renews after every step. A holder that died
 //! releases it when the lease expires, or at once when the next host runs on
 //! the same machine and sees the holder's process gone.
+//!
+//! # Losing the lock
+//!
+//! The lock connection can be lost while its host runs on: the server or an
+//! administrator (or a hostile migration, with `pg_terminate_backend` or
+//! `KILL`) ends its session, or the network drops it. The server then
+//! releases the advisory lock and a second host may take it. Two things make
+//! sure the first host never commits a step alongside the second:
+//!
+//! * **The fence** ([`Lock::renew_in`]): every step's transaction updates
+//!   this host's row in `dmig_locks`, matched by its token, before its
+//!   checkpoint, and fails unless that row is still there. A host that takes
+//!   the lock replaces the row (a new token) before it reads the ledger to
+//!   decide where to start. Either the replacement commits first, and the
+//!   step's update matches no row, so the step rolls back; or the step's
+//!   update comes first and holds the row's lock until the step commits, so
+//!   the replacement waits for that commit and the new host then reads a
+//!   ledger that includes the step. There is no window in between: the row
+//!   lock orders the two. Before the commit, the lock connection is also
+//!   pinged ([`Lock::verify`]), so a step never commits after its host
+//!   could know the lock was gone.
+//! * **The watcher**: a task pings the lock connection every
+//!   [`WATCH_INTERVAL`]; the moment it fails, [`Lock::lost`] resolves and the
+//!   runner stops the run (the open step rolls back), within that interval.
+//!   The fence is what makes it safe; the watcher is what makes it prompt.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio::sync::{Mutex, watch};
 
 use super::{Cols, ledger_error, now};
 use crate::db::{Connection, Dialect, Value};
-use crate::error::{Error, Result};
+use crate::error::{Error, FailureCause, Result};
+
+/// How often the watcher checks that the lock connection is alive.
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long the lock connection may take to answer a ping before the lock
+/// counts as lost.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The advice every lock-loss cause ends with.
+const STOPPED: &str =
+    "the run stopped so that no second host could run alongside it; run again to resume";
+
+/// Why a renewal failed.
+enum Renewal {
+    /// The lock is no longer this host's.
+    Lost(FailureCause),
+    /// The database failed.
+    Failed(crate::db::DbError),
+}
 
 /// The outcome of one attempt at a lease.
 enum Lease {
@@ -42,9 +88,75 @@ pub struct Lock {
     migration: String,
     token: String,
     ttl: Duration,
-    /// The dedicated connection holding the server's advisory lock (not on
-    /// SQLite), and the key it was taken with.
-    advisory: Option<(Connection, String)>,
+    /// The dedicated connection holding the server's advisory lock, watched
+    /// (not on SQLite).
+    advisory: Option<Advisory>,
+}
+
+/// The server's advisory lock: its connection, its key, and the task that
+/// watches the connection.
+#[derive(Debug)]
+struct Advisory {
+    key: String,
+    conn: Arc<Mutex<Connection>>,
+    /// Why the lock was lost, once it is.
+    lost: watch::Sender<Option<String>>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Advisory {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
+impl Advisory {
+    fn new(conn: Connection, key: String) -> Self {
+        let conn = Arc::new(Mutex::new(conn));
+        let (lost, _) = watch::channel(None);
+        let watcher = tokio::spawn({
+            let conn = Arc::clone(&conn);
+            let lost = lost.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(WATCH_INTERVAL).await;
+                    if let Err(reason) = ping(&conn).await {
+                        tracing::error!("{reason}");
+                        lost.send_replace(Some(reason));
+                        return;
+                    }
+                }
+            }
+        });
+        Advisory {
+            key,
+            conn,
+            lost,
+            watcher,
+        }
+    }
+
+    /// Why the lock was lost, if it was.
+    fn lost_reason(&self) -> Option<String> {
+        self.lost.borrow().clone()
+    }
+}
+
+/// Pings the lock connection; the error is the one-line cause of the loss.
+async fn ping(conn: &Mutex<Connection>) -> Result<(), String> {
+    let mut conn = conn.lock().await;
+    let why = match tokio::time::timeout(PING_TIMEOUT, conn.ping()).await {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => format!(
+            "the lock connection was closed by the server ({})",
+            e.to_string().replace('\n', " ")
+        ),
+        Err(_) => format!(
+            "the lock connection did not answer within {} s",
+            PING_TIMEOUT.as_secs()
+        ),
+    };
+    Err(format!("{why}; {STOPPED}"))
 }
 
 /// How to take and release the server's advisory lock, per database.
@@ -63,9 +175,18 @@ fn advisory_sql(dialect: Dialect) -> Option<(&'static str, &'static str)> {
 }
 
 /// The advisory lock's key: MySQL lock names are at most 64 characters.
-fn advisory_key(migration: &str) -> String {
+///
+/// PostgreSQL's advisory locks belong to one database; MySQL's `GET_LOCK`
+/// names are global to the server, so there the key includes the database
+/// (`database`): two databases on one server may each run a migration of the
+/// same name at the same time. (`None` on PostgreSQL.)
+fn advisory_key(database: Option<&str>, migration: &str) -> String {
     use sha2::Digest;
-    let digest = hex::encode(sha2::Sha256::digest(migration.as_bytes()));
+    let scoped = match database {
+        Some(database) => format!("{database}/{migration}"),
+        None => migration.to_owned(),
+    };
+    let digest = hex::encode(sha2::Sha256::digest(scoped.as_bytes()));
     format!("dmig:{}", &digest[..40])
 }
 
@@ -256,8 +377,22 @@ impl Lock {
         take: &str,
         token: String,
     ) -> Result<Lock> {
-        let key = advisory_key(migration);
         let mut lock_conn = Connection::connect(url).await?;
+        let database = match lock_conn.dialect() {
+            Dialect::Mysql => {
+                let rows = lock_conn
+                    .query("SELECT DATABASE() AS db", &[])
+                    .await
+                    .map_err(|e| ledger_error("name the database", e))?;
+                rows.rows
+                    .first()
+                    .and_then(|r| r.first())
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            }
+            Dialect::Postgres | Dialect::Sqlite => None,
+        };
+        let key = advisory_key(database.as_deref(), migration);
         loop {
             let taken = lock_conn
                 .query(take, &[key.as_str().into()])
@@ -309,7 +444,7 @@ impl Lock {
             migration: migration.to_owned(),
             token,
             ttl,
-            advisory: Some((lock_conn, key)),
+            advisory: Some(Advisory::new(lock_conn, key)),
         })
     }
 
@@ -335,44 +470,124 @@ impl Lock {
         Ok(Some((c.text("holder")?, holder)))
     }
 
-    /// Records which run holds the lock, and extends the lease.
-    pub async fn renew(&self, conn: &mut Connection, run_id: Option<i64>) -> Result<()> {
-        self.renew_in(conn, run_id)
-            .await
-            .map_err(|e| ledger_error("renew the lock", e))
+    /// Records which run holds the lock, and extends the lease. Returns
+    /// [`FailureCause::LockLost`] if another host took the lock over.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Ledger`] when the database fails.
+    pub async fn renew(
+        &self,
+        conn: &mut Connection,
+        run_id: Option<i64>,
+    ) -> Result<Option<FailureCause>> {
+        match self.renew_checked(conn, run_id).await {
+            Ok(()) => Ok(None),
+            Err(Renewal::Lost(cause)) => Ok(Some(cause)),
+            Err(Renewal::Failed(e)) => Err(ledger_error("renew the lock", e)),
+        }
     }
 
     /// Like [`Lock::renew`], inside the caller's transaction: the step's, so
-    /// the lease is renewed exactly when a step commits.
+    /// the lease is renewed exactly when a step commits. This is the fence
+    /// (see the module's documentation): it fails with
+    /// [`FailureCause::LockLost`] unless this host's row is still the lock's,
+    /// and then holds that row's lock until the transaction ends.
     pub async fn renew_in(
         &self,
         conn: &mut Connection,
         run_id: Option<i64>,
-    ) -> Result<(), crate::db::DbError> {
-        conn.execute(
-            "UPDATE dmig_locks SET run_id = COALESCE(?, run_id), expires_at = ? \
-             WHERE migration = ? AND holder = ?",
-            &[
-                run_id.into(),
-                expiry(self.ttl).into(),
-                self.migration.as_str().into(),
-                self.token.as_str().into(),
-            ],
-        )
-        .await
-        .map(drop)
+    ) -> Result<(), FailureCause> {
+        self.renew_checked(conn, run_id).await.map_err(|e| match e {
+            Renewal::Lost(cause) => cause,
+            Renewal::Failed(e) => FailureCause::Database(format!("renewing the lock failed: {e}")),
+        })
+    }
+
+    async fn renew_checked(
+        &self,
+        conn: &mut Connection,
+        run_id: Option<i64>,
+    ) -> Result<(), Renewal> {
+        let renewed = conn
+            .execute(
+                "UPDATE dmig_locks SET run_id = COALESCE(?, run_id), expires_at = ? \
+                 WHERE migration = ? AND holder = ?",
+                &[
+                    run_id.into(),
+                    expiry(self.ttl).into(),
+                    self.migration.as_str().into(),
+                    self.token.as_str().into(),
+                ],
+            )
+            .await
+            .map_err(Renewal::Failed)?;
+        if renewed == 0 {
+            // The lost reason, when the watcher knows it, says how.
+            let how = self.lost_reason().unwrap_or_else(|| {
+                format!(
+                    "the lock was taken over by another host (the lock record no longer names this host); {STOPPED}"
+                )
+            });
+            return Err(Renewal::Lost(FailureCause::LockLost(how)));
+        }
+        Ok(())
+    }
+
+    /// Checks now that the advisory lock is still held (its connection
+    /// answers). Always true on SQLite, where the fence alone is the check.
+    ///
+    /// # Errors
+    ///
+    /// [`FailureCause::LockLost`] with the one-line cause.
+    pub async fn verify(&self) -> Result<(), FailureCause> {
+        let Some(advisory) = &self.advisory else {
+            return Ok(());
+        };
+        if let Some(reason) = advisory.lost_reason() {
+            return Err(FailureCause::LockLost(reason));
+        }
+        if let Err(reason) = ping(&advisory.conn).await {
+            advisory.lost.send_replace(Some(reason.clone()));
+            return Err(FailureCause::LockLost(reason));
+        }
+        Ok(())
+    }
+
+    /// Why the lock was lost, if the watcher found it lost.
+    pub fn lost_reason(&self) -> Option<String> {
+        self.advisory.as_ref().and_then(Advisory::lost_reason)
+    }
+
+    /// Resolves, with the one-line cause, when the watcher finds the lock
+    /// lost; never on SQLite.
+    pub async fn lost(&self) -> String {
+        let Some(advisory) = &self.advisory else {
+            return std::future::pending().await;
+        };
+        let mut lost = advisory.lost.subscribe();
+        match lost.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            // The sender lives as long as `self`: unreachable, but never
+            // resolve on it.
+            Err(_) => std::future::pending().await,
+        }
     }
 
     /// Gives the lock up.
     pub async fn release(self, conn: &mut Connection) -> Result<()> {
-        if let Some((mut lock_conn, key)) = self.advisory
-            && let Some((_, release)) = advisory_sql(lock_conn.dialect())
-        {
-            // Closing the connection would release it too; say so explicitly.
-            lock_conn
-                .query(release, &[key.as_str().into()])
-                .await
-                .map_err(|e| ledger_error("release the advisory lock", e))?;
+        if let Some(advisory) = &self.advisory {
+            advisory.watcher.abort();
+            let mut lock_conn = advisory.conn.lock().await;
+            if advisory.lost_reason().is_none()
+                && let Some((_, release)) = advisory_sql(lock_conn.dialect())
+            {
+                // Closing the connection would release it too; say so explicitly.
+                lock_conn
+                    .query(release, &[advisory.key.as_str().into()])
+                    .await
+                    .map_err(|e| ledger_error("release the advisory lock", e))?;
+            }
         }
         conn.execute(
             "DELETE FROM dmig_locks WHERE migration = ? AND holder = ?",

@@ -478,12 +478,17 @@ async fn end_run(
             ],
         )
         .await?;
+        // Not over a newer run's state: a run that lost its lock records its
+        // end after another host took the migration over.
         conn.execute(
-            "UPDATE dmig_migrations SET state = ?, last_finished_at = ? WHERE name = ?",
+            "UPDATE dmig_migrations SET state = ?, last_finished_at = ? WHERE name = ? \
+             AND NOT EXISTS (SELECT 1 FROM dmig_runs WHERE migration = ? AND id > ?)",
             &[
                 state.as_str().into(),
                 finished.as_str().into(),
                 migration.into(),
+                migration.into(),
+                run_id.into(),
             ],
         )
         .await

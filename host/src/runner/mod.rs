@@ -282,7 +282,17 @@ impl Runner {
         )
         .await?;
         let result = run.real(&mut instance, &lock, observer, stop).await;
-        if let Err(e) = lock.release(instance.connection()).await {
+        let released = if instance.connection().is_abandoned() {
+            // The run's connection was given up (a statement on it would not
+            // stop): release over a new one.
+            match Connection::connect(url).await {
+                Ok(mut fresh) => lock.release(&mut fresh).await,
+                Err(e) => Err(e),
+            }
+        } else {
+            lock.release(instance.connection()).await
+        };
+        if let Err(e) = released {
             tracing::warn!("could not release the lock (it will expire): {e}");
         }
         result

@@ -7,7 +7,7 @@ use super::{
     Direction, Event, Observer, Outcome, OutcomeKind, RunOptions, Start, StopHandle, TableChange,
     plan,
 };
-use crate::db::{Connection, DbError};
+use crate::db::{CANCEL_GRACE, Connection, DbError};
 use crate::error::{Error, FailureCause, Result};
 use crate::ledger::{self, NewRun, lock::Lock};
 use crate::sandbox::{GuestFailure, Instance, Metadata, Step};
@@ -149,7 +149,12 @@ impl Run<'_> {
             },
         )
         .await?;
-        lock.renew(conn, Some(run_id)).await?;
+        let mut progress = Progress::new(Some(run_id), cursor);
+        if let Some(cause) = lock.renew(conn, Some(run_id)).await? {
+            self.record_failure(instance, run_id, &cause.to_string())
+                .await;
+            return Err(self.failed(&progress, cause));
+        }
         tracing::info!(run = run_id, migration = %name, direction = %self.direction, "run started");
         observer.event(&Event::Started {
             migration: name.clone(),
@@ -159,8 +164,13 @@ impl Run<'_> {
             dry_run: false,
         });
 
-        let mut progress = Progress::new(Some(run_id), cursor);
         loop {
+            if let Some(reason) = lock.lost_reason() {
+                let cause = FailureCause::LockLost(reason);
+                self.record_failure(instance, run_id, &cause.to_string())
+                    .await;
+                return Err(self.failed(&progress, cause));
+            }
             if self.must_stop(&progress, stop) {
                 return Err(self.interrupted(instance, &progress, observer).await);
             }
@@ -182,9 +192,11 @@ impl Run<'_> {
                 break;
             }
             if let Some(pause) = self.options.pause {
+                // A lock lost during the pause is found at the loop's top.
                 tokio::select! {
                     () = tokio::time::sleep(pause) => {}
                     () = stop.stopping() => {}
+                    _ = lock.lost() => {}
                 }
             }
         }
@@ -312,7 +324,9 @@ impl Run<'_> {
     /// Runs one step (and, after the last `up` step, `verify`). With a
     /// `lock` (a real run), the step is its own transaction, committed with
     /// its checkpoint and the lock's renewal; without one (a dry run), the
-    /// caller's transaction holds it.
+    /// caller's transaction holds it. A real step stops at once when the
+    /// lock is lost, and a step that fails while the lock is lost fails for
+    /// that reason.
     async fn one_step(
         &self,
         instance: &mut Instance,
@@ -325,6 +339,20 @@ impl Run<'_> {
         if transactional {
             instance.connection().begin().await.map_err(db)?;
         }
+        // A guest whose SQL the gate cannot bound (raw SQL, no manifest) can
+        // reach the ledger through dynamic SQL without naming it: guard the
+        // ledger by its contents instead (see `ledger::digest`).
+        let guard = if transactional && instance.sql_unbounded() {
+            Some(ledger::digest(instance.connection()).await.map_err(db)?)
+        } else {
+            None
+        };
+        let lost = async {
+            match lock {
+                Some(lock) => lock.lost().await,
+                None => std::future::pending().await,
+            }
+        };
         let guest = async {
             let step = instance
                 .step(self.direction, progress.cursor.as_deref())
@@ -346,46 +374,88 @@ impl Run<'_> {
         let guest = tokio::select! {
             result = guest => result.map_err(StepError::Failed),
             () = stop.aborting() => Err(StepError::Aborted),
+            reason = lost => Err(StepError::Failed(FailureCause::LockLost(reason))),
+        };
+        let guest = match (guest, guard) {
+            (Ok(step), Some(before)) => match ledger::digest(instance.connection()).await {
+                Ok(after) if after == before => Ok(step),
+                Ok(_) => Err(StepError::Failed(FailureCause::Capability(
+                    "the step changed the dmig_ ledger tables; they belong to the host and no \
+                     migration may use them, raw SQL included"
+                        .into(),
+                ))),
+                Err(e) => Err(db(e)),
+            },
+            (other, _) => other,
         };
         let result = match guest {
             Ok(step) if let Some(lock) = lock => self
                 .commit(instance, progress, step, lock)
                 .await
-                .map_err(db),
+                .map_err(StepError::Failed),
             other => other,
         };
-        if result.is_err() && transactional {
+        if result.is_err() {
             let conn = instance.connection();
-            if let Some(interrupter) = conn.interrupter() {
-                // A cancelled step may have left a statement running.
-                interrupter.interrupt();
-            }
-            // After a failed COMMIT the transaction is already over, so a
-            // failing rollback here is expected.
-            if let Err(e) = conn.rollback().await {
-                tracing::debug!("rollback after a failed step: {e}");
+            if transactional {
+                // If the step was cut short in the middle of a statement,
+                // that statement is cancelled first; a rollback that fails or
+                // does not come back in time costs the connection (the
+                // failure is then recorded over a new one). After a failed
+                // COMMIT the transaction is already over, and its ROLLBACK
+                // is a no-op.
+                if let Err(e) = conn.rollback_within(CANCEL_GRACE).await {
+                    tracing::debug!("rollback after a failed step: {e}");
+                }
+            } else if let Err(e) = conn.settle(CANCEL_GRACE).await {
+                tracing::debug!("after the aborted dry-run step: {e}");
             }
         }
-        result
+        match (result, lock) {
+            // The guest may have failed because the lock was lost (its
+            // connection killed from inside the step, say): say so.
+            (Err(StepError::Failed(other)), Some(lock))
+                if !matches!(other, FailureCause::LockLost(_)) =>
+            {
+                Err(StepError::Failed(match lock.verify().await {
+                    Err(lost) => lost,
+                    Ok(()) => other,
+                }))
+            }
+            (result, _) => result,
+        }
     }
 
     /// Writes the checkpoint and the lock's renewal (and, on the last step,
-    /// the run's completion) and commits the step.
+    /// the run's completion) and commits the step, if the lock is still this
+    /// host's (see `ledger::lock` for why this is race-free).
     async fn commit(
         &self,
         instance: &mut Instance,
         progress: &Progress,
         step: Step,
         lock: &Lock,
-    ) -> Result<Step, DbError> {
+    ) -> Result<Step, FailureCause> {
+        let db = |e: DbError| FailureCause::Database(e.to_string());
         let conn = instance.connection();
         let run_id = progress.run_id.expect("real runs have a run id");
-        ledger::checkpoint(conn, run_id, step.cursor.as_deref(), step.processed).await?;
+        // The fence first: it fails if another host replaced this host's
+        // lock row, and from here on this transaction holds that row, so a
+        // host that takes the lock cannot replace it (and so cannot read the
+        // ledger to plan its start) until this step has committed.
         lock.renew_in(conn, None).await?;
+        ledger::checkpoint(conn, run_id, step.cursor.as_deref(), step.processed)
+            .await
+            .map_err(db)?;
         if step.cursor.is_none() {
-            ledger::finish(conn, run_id, &self.meta.name, self.direction).await?;
+            ledger::finish(conn, run_id, &self.meta.name, self.direction)
+                .await
+                .map_err(db)?;
         }
-        conn.commit().await?;
+        // And the advisory lock is held right now: never commit a step after
+        // the lock connection could be known lost.
+        lock.verify().await?;
+        conn.commit().await.map_err(db)?;
         Ok(step)
     }
 

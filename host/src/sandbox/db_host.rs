@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::state::{HostState, HostTrap};
 use crate::bindings::latest::dmig::migration::{db, types};
-use crate::db::{DbError, Dialect, LIMIT_CODE, ResultLimits, Rows, Value};
+use crate::db::{CANCEL_GRACE, DbError, Dialect, LIMIT_CODE, ResultLimits, Rows, Value};
 use crate::sql::Admitted;
 
 /// How many distinct admitted SQL texts an instance remembers.
@@ -124,8 +124,14 @@ impl HostState {
     }
 
     /// Runs one database call if a step is running. If the step's deadline
-    /// passes while it runs, the statement is interrupted in the database (so
-    /// nothing keeps running behind the host's back) and the guest traps.
+    /// passes while it runs, the host stops the statement in the database
+    /// itself (SQLite: `sqlite3_interrupt`; PostgreSQL: `pg_cancel_backend`;
+    /// MySQL: `KILL QUERY`; see `db::cancel`), whatever the server's own
+    /// statement timeout says (the guest may have changed it), and the guest
+    /// traps. A statement that has not returned [`CANCEL_GRACE`] after the
+    /// cancel costs the run its connection (its session is ended, and the
+    /// failure is recorded over a new one): the step never outlives its
+    /// deadline by more than that grace and the time to end the session.
     async fn bounded<'a, T, F>(
         &'a mut self,
         call: impl FnOnce(&'a mut crate::db::Connection) -> F,
@@ -142,28 +148,26 @@ impl HostState {
             }));
         };
         let timeout = self.step_timeout;
-        let interrupter = self.conn.interrupter();
+        let canceller = self.conn.canceller();
+        canceller.begin_call();
         let call = call(&mut self.conn);
         tokio::pin!(call);
         tokio::select! {
             result = &mut call => {
-                // A call that ends after the deadline (the server cancelled it
-                // at its own timeout, say) is a timeout all the same.
+                canceller.end_call();
+                // A call that ends after the deadline is a timeout all the same.
                 if tokio::time::Instant::now() >= deadline {
                     return Err(wasmtime::Error::new(HostTrap::StepTimeoutInHostCall { timeout }));
                 }
                 Ok(result.map_err(types::DbError::from))
             }
             () = tokio::time::sleep_until(deadline) => {
-                // Stop the statement in the database (SQLite: interrupt it;
-                // PostgreSQL and MySQL: their server-side statement timeout,
-                // set to the step timeout, cancels it), and wait for that:
-                // dropping a call mid-protocol would leave the connection
-                // unusable for the rollback that follows.
-                if let Some(interrupter) = interrupter {
-                    interrupter.interrupt();
+                if canceller.stop(call.as_mut(), CANCEL_GRACE).await.is_none() {
+                    tracing::warn!(
+                        "the statement running at the step deadline did not stop within {} ms of its cancel; its connection was given up",
+                        CANCEL_GRACE.as_millis()
+                    );
                 }
-                let _ = call.await;
                 Err(wasmtime::Error::new(HostTrap::StepTimeoutInHostCall { timeout }))
             }
         }

@@ -1,0 +1,368 @@
+//! Stopping a statement from outside its connection, so the step timeout is
+//! the host's and never depends on a server setting the guest could change.
+//!
+//! * SQLite: `sqlite3_interrupt` on the connection's handle.
+//! * PostgreSQL: `pg_cancel_backend` from a short-lived second connection,
+//!   opened with the same options. sqlx keeps the cancel key of the
+//!   protocol's CancelRequest to itself, so the backend is named by its pid
+//!   and start time, both read when the connection was opened (the start time
+//!   makes sure a reused pid is never signalled).
+//! * MySQL/MariaDB: `KILL QUERY <id>` from a second connection, with the id
+//!   `CONNECTION_ID()` gave when the connection was opened.
+//!
+//! None of these needs a privilege beyond logging in: PostgreSQL lets a role
+//! signal its own backends, MySQL and MariaDB let an account kill its own
+//! threads. If a cancelled statement still has not returned after a grace
+//! period, the connection is given up: its session is terminated
+//! (`pg_terminate_backend`, `KILL CONNECTION`), and every later call on it
+//! fails at once, so nothing waits on it (the server rolls back the open
+//! transaction of a session that ends).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sqlx::mysql::MySqlConnectOptions;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection as _, MySqlConnection, PgConnection};
+use tokio::time::Instant;
+
+use super::DbError;
+
+/// How long a statement has, after its cancel was sent, to return before its
+/// connection is given up.
+pub(crate) const CANCEL_GRACE: Duration = Duration::from_millis(500);
+
+/// How often the cancel is sent again while the statement runs on: a cancel
+/// that reaches the server between two statements of an `execute_many`
+/// cancels nothing.
+const CANCEL_REPEAT: Duration = Duration::from_millis(100);
+
+/// How long terminating a given-up connection's session may take.
+const TERMINATE_GRACE: Duration = Duration::from_millis(300);
+
+/// The error every call on a given-up connection fails with.
+pub(super) fn abandoned_error() -> DbError {
+    DbError {
+        code: None,
+        message: "the connection was given up after a statement on it did not stop when cancelled"
+            .into(),
+    }
+}
+
+/// The error `execute_many` stops with once its call was cancelled.
+pub(super) fn cancelled_error() -> DbError {
+    DbError {
+        code: None,
+        message: "the call was cancelled (the step ran out of time)".into(),
+    }
+}
+
+/// Interrupts the statement running on a SQLite connection, from another task.
+///
+/// Holds the raw SQLite handle: valid only while its connection lives, which
+/// is why a [`Canceller`] is only used while its connection is borrowed.
+#[derive(Clone, Copy)]
+pub(super) struct Interrupter(pub(super) std::ptr::NonNull<libsqlite3_sys::sqlite3>);
+
+// SAFETY: sqlite3_interrupt is documented as safe to call from any thread
+// while the connection is open; that is the only use of the pointer.
+unsafe impl Send for Interrupter {}
+unsafe impl Sync for Interrupter {}
+
+impl Interrupter {
+    /// Makes the running statement (if any) fail with SQLITE_INTERRUPT.
+    fn interrupt(self) {
+        // SAFETY: see the type's invariant; the connection is alive.
+        unsafe { libsqlite3_sys::sqlite3_interrupt(self.0.as_ptr()) }
+    }
+}
+
+/// Which session a [`Canceller`] stops, and how to reach it from outside.
+#[derive(Clone)]
+pub(super) enum Target {
+    Sqlite(Interrupter),
+    Postgres(Arc<PgTarget>),
+    Mysql(Arc<MysqlTarget>),
+}
+
+pub(super) struct PgTarget {
+    pub(super) options: PgConnectOptions,
+    pub(super) pid: i32,
+    /// `backend_start` in microseconds since the epoch, when it was readable.
+    pub(super) started: Option<i64>,
+}
+
+pub(super) struct MysqlTarget {
+    pub(super) options: MySqlConnectOptions,
+    pub(super) id: u64,
+}
+
+impl Target {
+    /// Identifies the session of a PostgreSQL connection just opened.
+    pub(super) async fn postgres(
+        options: PgConnectOptions,
+        conn: &mut PgConnection,
+    ) -> Result<Self, sqlx::Error> {
+        let (pid, started): (i32, Option<i64>) = sqlx::query_as(
+            "SELECT pg_backend_pid(), (SELECT (extract(epoch FROM backend_start) * 1000000)::int8 \
+             FROM pg_stat_activity WHERE pid = pg_backend_pid())",
+        )
+        .fetch_one(conn)
+        .await?;
+        Ok(Target::Postgres(Arc::new(PgTarget {
+            options,
+            pid,
+            started,
+        })))
+    }
+
+    /// Identifies the session of a MySQL connection just opened.
+    pub(super) async fn mysql(
+        options: MySqlConnectOptions,
+        conn: &mut MySqlConnection,
+    ) -> Result<Self, sqlx::Error> {
+        let (id,): (u64,) = sqlx::query_as("SELECT CONNECTION_ID()")
+            .fetch_one(conn)
+            .await?;
+        Ok(Target::Mysql(Arc::new(MysqlTarget { options, id })))
+    }
+}
+
+/// What the calls on one connection are doing, shared with its cancellers.
+#[derive(Debug, Default)]
+pub(super) struct CallState {
+    /// A guest call started and has not returned. Stays set when the call's
+    /// future is dropped (an aborted step), so the statement it may have
+    /// left running is stopped before the connection is used again.
+    in_call: AtomicBool,
+    /// The running call is being cancelled: `execute_many` starts no
+    /// further statement.
+    cancelled: AtomicBool,
+    /// The connection was given up; every call on it fails at once.
+    abandoned: AtomicBool,
+}
+
+/// A second connection, opened to cancel or terminate a session.
+enum Side {
+    Postgres(PgConnection),
+    Mysql(MySqlConnection),
+}
+
+impl Side {
+    async fn open(target: &Target) -> Result<Option<Self>, sqlx::Error> {
+        Ok(match target {
+            Target::Sqlite(_) => None,
+            Target::Postgres(t) => Some(Side::Postgres(t.options.connect().await?)),
+            Target::Mysql(t) => Some(Side::Mysql(t.options.connect().await?)),
+        })
+    }
+
+    /// Cancels the target session's running statement (`terminate`: ends
+    /// the session).
+    async fn signal(&mut self, target: &Target, terminate: bool) -> Result<(), sqlx::Error> {
+        match (self, target) {
+            (Side::Postgres(side), Target::Postgres(t)) => {
+                let function = if terminate {
+                    "pg_terminate_backend"
+                } else {
+                    "pg_cancel_backend"
+                };
+                // The start time check makes sure a pid the OS handed to a
+                // new backend is left alone.
+                let sql = format!(
+                    "SELECT {function}(pid) FROM pg_stat_activity WHERE pid = $1 \
+                     AND ($2::int8 IS NULL OR (extract(epoch FROM backend_start) * 1000000)::int8 = $2)"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(t.pid)
+                    .bind(t.started)
+                    .fetch_all(side)
+                    .await
+                    .map(drop)
+            }
+            (Side::Mysql(side), Target::Mysql(t)) => {
+                let what = if terminate { "CONNECTION" } else { "QUERY" };
+                let sql = format!("KILL {what} {}", t.id);
+                match sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(side).await {
+                    // ER_NO_SUCH_THREAD: the session is gone already.
+                    Err(sqlx::Error::Database(e))
+                        if e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                            .is_some_and(|e| e.number() == 1094) =>
+                    {
+                        tracing::debug!("KILL {what} {}: {}", t.id, e.message());
+                        Ok(())
+                    }
+                    other => other.map(drop),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Closes the side connection politely, without making anyone wait.
+    fn close(self) {
+        tokio::spawn(async move {
+            let close = async {
+                match self {
+                    Side::Postgres(c) => c.close().await,
+                    Side::Mysql(c) => c.close().await,
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
+        });
+    }
+}
+
+/// Stops what runs on one connection, from outside it. Use it only while
+/// its connection lives (the SQLite handle is a raw pointer).
+#[derive(Clone)]
+pub(crate) struct Canceller {
+    pub(super) target: Target,
+    pub(super) state: Arc<CallState>,
+}
+
+impl Canceller {
+    /// A guest call is about to run on the connection.
+    pub(crate) fn begin_call(&self) {
+        self.state.cancelled.store(false, Ordering::SeqCst);
+        self.state.in_call.store(true, Ordering::SeqCst);
+    }
+
+    /// The guest call returned.
+    pub(crate) fn end_call(&self) {
+        self.state.in_call.store(false, Ordering::SeqCst);
+        self.state.cancelled.store(false, Ordering::SeqCst);
+    }
+
+    pub(super) fn in_call(&self) -> bool {
+        self.state.in_call.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn is_cancelled(&self) -> bool {
+        self.state.cancelled.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn is_abandoned(&self) -> bool {
+        self.state.abandoned.load(Ordering::SeqCst)
+    }
+
+    /// Stops `call`, a call running on this canceller's connection whose
+    /// time ran out: no further statement of it starts, the running one is
+    /// cancelled in the database (again every [`CANCEL_REPEAT`] while it runs
+    /// on), and if it has not returned within `grace`, the connection is
+    /// given up. Returns the call's result, or `None` if it was given up.
+    pub(crate) async fn stop<F: Future>(
+        &self,
+        mut call: Pin<&mut F>,
+        grace: Duration,
+    ) -> Option<F::Output> {
+        self.state.cancelled.store(true, Ordering::SeqCst);
+        let give_up = Instant::now() + grace;
+        let mut side = None;
+        let cancelling = async {
+            let _ = tokio::time::timeout_at(give_up, self.keep_cancelling(&mut side)).await;
+            tokio::time::sleep_until(give_up).await;
+        };
+        let output = tokio::select! {
+            output = call.as_mut() => Some(output),
+            () = cancelling => None,
+        };
+        match output {
+            Some(output) => {
+                self.end_call();
+                if let Some(side) = side {
+                    side.close();
+                }
+                Some(output)
+            }
+            None => {
+                self.abandon(side, "a statement did not stop when cancelled")
+                    .await;
+                None
+            }
+        }
+    }
+
+    /// Cancels the running statement until the caller stops waiting.
+    async fn keep_cancelling(&self, side: &mut Option<Side>) {
+        loop {
+            if let Err(e) = self.cancel_once(side).await {
+                tracing::warn!("cancelling the running statement failed (retrying): {e}");
+            }
+            tokio::time::sleep(CANCEL_REPEAT).await;
+        }
+    }
+
+    /// Sends one cancel, opening the side connection if it is not open.
+    async fn cancel_once(&self, side: &mut Option<Side>) -> Result<(), sqlx::Error> {
+        if let Target::Sqlite(interrupter) = &self.target {
+            interrupter.interrupt();
+            return Ok(());
+        }
+        if side.is_none() {
+            *side = Side::open(&self.target).await?;
+        }
+        let Some(open) = side.as_mut() else {
+            return Ok(());
+        };
+        let sent = open.signal(&self.target, false).await;
+        if sent.is_err() {
+            // Open a new one next time.
+            *side = None;
+        }
+        sent
+    }
+
+    /// Cancels a statement an aborted call may have left running, once, and
+    /// gives up waiting after `grace`. For the step's rollback after an abort.
+    pub(super) async fn cancel_left_over(&self, grace: Duration) {
+        let mut side = None;
+        match tokio::time::timeout(grace, self.cancel_once(&mut side)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("cancelling the aborted call's statement failed: {e}"),
+            Err(_) => tracing::warn!("cancelling the aborted call's statement timed out"),
+        }
+        if let Some(side) = side {
+            side.close();
+        }
+    }
+
+    /// Gives the connection up: every later call on it fails at once, and its
+    /// session is ended in the database so the server stops the statement
+    /// and rolls back its transaction now, not whenever it notices.
+    pub(super) async fn give_up(&self, why: &str) {
+        self.abandon(None, why).await;
+    }
+
+    async fn abandon(&self, side: Option<Side>, why: &str) {
+        self.state.abandoned.store(true, Ordering::SeqCst);
+        tracing::warn!("{why}: the connection is given up and its session ended");
+        let terminate = async {
+            let mut side = match side {
+                Some(side) => side,
+                None => match Side::open(&self.target).await? {
+                    Some(side) => side,
+                    None => {
+                        // SQLite: one more interrupt; nothing else can reach
+                        // the statement.
+                        if let Target::Sqlite(interrupter) = &self.target {
+                            interrupter.interrupt();
+                        }
+                        return Ok(());
+                    }
+                },
+            };
+            let ended = side.signal(&self.target, true).await;
+            side.close();
+            ended
+        };
+        match tokio::time::timeout(TERMINATE_GRACE, terminate).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("ending the given-up session failed: {e}"),
+            Err(_) => tracing::warn!("ending the given-up session timed out"),
+        }
+    }
+}
