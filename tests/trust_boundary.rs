@@ -91,6 +91,9 @@ impl Guest {
 enum Call {
     Query,
     Execute,
+    /// `execute`, then the step reports success (`--arg finish=done`), so
+    /// only the host's checks at commit can fail it.
+    ExecuteAndFinish,
     /// `execute_many` with this many empty parameter sets.
     Many(u32),
 }
@@ -160,6 +163,14 @@ impl Case {
     const fn exec(self) -> Case {
         Case {
             call: Call::Execute,
+            ..self
+        }
+    }
+
+    /// Sends the statements with `execute`, then reports the step done.
+    const fn exec_and_finish(self) -> Case {
+        Case {
+            call: Call::ExecuteAndFinish,
             ..self
         }
     }
@@ -604,7 +615,7 @@ cases! {
     raw_dynamic_sql_writes_the_ledger_without_naming_it: [postgres] =>
         q("DO $$ BEGIN EXECUTE 'UPDATE ' || 'dm' || 'ig_migrations SET sha256 = ''pwned'''; END $$")
             .raw()
-            .exec();
+            .exec_and_finish();
     raw_unparseable_ledger_update_sqlite: [sqlite] =>
         q("UPDATE dmig_migrations INDEXED BY sqlite_autoindex_dmig_migrations_1 SET description = 'pwned'")
             .raw()
@@ -1183,6 +1194,10 @@ fn run_host(dir: &TestDir, test_db: &TestDb, case: &Case, statements: &[String])
     let call = match case.call {
         Call::Query => "query".to_owned(),
         Call::Execute => "execute".to_owned(),
+        Call::ExecuteAndFinish => {
+            args.extend(["--arg".into(), "finish=done".into()]);
+            "execute".to_owned()
+        }
         Call::Many(sets) => {
             args.extend(["--arg".into(), format!("sets={sets}")]);
             "many".to_owned()

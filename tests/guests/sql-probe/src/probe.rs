@@ -50,5 +50,10 @@ pub fn up(cursor: Option<&str>) -> Result<Step> {
             other => return Err(Error::msg(format!("unknown call {other}"))),
         };
     }
+    // `--arg finish=done`: end the run as if all went well, so the host's
+    // checks at commit (the ledger digest) are what must stop it.
+    if args::get("finish").as_deref() == Some("done") {
+        return Ok(Step::done(1));
+    }
     Err(Error::msg(format!("every statement ran: {last}")))
 }
