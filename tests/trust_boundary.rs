@@ -662,6 +662,12 @@ cases! {
     /// WHERE name = $4`), so the ledger is rewritten without naming it.
     explain_analyze_execute_runs_a_host_ledger_statement: [postgres] =>
         q("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE sqlx_s_14('pwned', 'pwned', 'applied', 'sql-probe')");
+    /// The host's `SELECT … FROM dmig_runs WHERE migration = $1 …`
+    /// (`sqlx_s_13`) copied into a temporary table named like a declared one,
+    /// which the next statement reads: the ledger, read without raw SQL.
+    explain_analyze_create_table_as_execute_reads_the_ledger: [postgres] =>
+        q("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) CREATE TEMP TABLE users AS EXECUTE sqlx_s_13('sql-probe')")
+            .then("SELECT sha256 FROM users");
     /// The host's `DELETE FROM dmig_locks WHERE migration = $1`: drops the
     /// run's own lock row mid-run.
     explain_analyze_execute_deletes_the_host_lock: [postgres] =>
