@@ -137,6 +137,9 @@ struct Case {
     expect: Expect,
     /// `--step-timeout`, when the case needs one.
     step_timeout: Option<&'static str>,
+    /// The probe goes on to the next statement after a database error (a
+    /// guest may swallow the errors it gets).
+    keep_going: bool,
 }
 
 /// A statement the probe sends with `query`, to be refused.
@@ -147,6 +150,7 @@ const fn q(sql: &'static str) -> Case {
         call: Call::Query,
         expect: Expect::Refused,
         step_timeout: None,
+        keep_going: false,
     }
 }
 
@@ -217,6 +221,14 @@ impl Case {
         Case {
             expect: Expect::Limit,
             step_timeout: Some(step_timeout),
+            ..self
+        }
+    }
+
+    /// Goes on after a database error (`--arg errors=continue`).
+    const fn keep_going(self) -> Case {
+        Case {
+            keep_going: true,
             ..self
         }
     }
@@ -657,6 +669,106 @@ cases! {
     long_or_chain: [sqlite, postgres, mysql] => built(or_chain);
     long_unary_chain: [sqlite, postgres, mysql] => built(unary_chain);
     deep_subqueries: [sqlite, postgres, mysql] => built(subquery_nest);
+
+    // -- Found by the attack review of the rebuilt gate (branch `attack`).
+
+    /// EXPLAIN ANALYZE runs the statement it explains, and EXECUTE inside it
+    /// is not refused by name: it runs a statement sqlx prepared on the
+    /// host's own connection (`sqlx_s_14` is the host's
+    /// `UPDATE dmig_migrations SET sha256 = $1, description = $2, state = $3
+    /// WHERE name = $4`), so the ledger is rewritten without naming it.
+    explain_analyze_execute_runs_a_host_ledger_statement: [postgres] =>
+        q("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE sqlx_s_14('pwned', 'pwned', 'applied', 'sql-probe')");
+    /// The host's `SELECT … FROM dmig_runs WHERE migration = $1 …`
+    /// (`sqlx_s_13`) copied into a temporary table named like a declared one,
+    /// which the next statement reads: the ledger, read without raw SQL.
+    explain_analyze_create_table_as_execute_reads_the_ledger: [postgres] =>
+        q("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) CREATE TEMP TABLE users AS EXECUTE sqlx_s_13('sql-probe')")
+            .then("SELECT sha256 FROM users");
+    /// The host's `DELETE FROM dmig_locks WHERE migration = $1`: drops the
+    /// run's own lock row mid-run.
+    explain_analyze_execute_deletes_the_host_lock: [postgres] =>
+        q("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE sqlx_s_10('sql-probe')");
+    raw_explain_analyze_execute_runs_a_host_ledger_statement: [postgres] =>
+        q("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE sqlx_s_14('pwned', 'pwned', 'applied', 'sql-probe-raw')").raw();
+    /// EXPLAIN ANALYZE CREATE TABLE AS creates the table: DDL without
+    /// `.ddl()`, and a temporary `users` shadows the real one for the rest
+    /// of the connection (session state), so the second statement reads the
+    /// fake table.
+    explain_analyze_create_temp_table_shadows_a_table: [postgres] =>
+        q("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) CREATE TEMP TABLE users AS SELECT 1::bigint AS id, 'fake' AS name")
+            .then("SELECT name FROM users");
+    /// FOR SHARE / FOR KEY SHARE take row locks on a table declared only as
+    /// read (other sessions' UPDATE/DELETE of those rows block until the
+    /// step ends); MySQL's FOR SHARE already counts as a write.
+    select_for_share_locks_a_read_only_table: [postgres] => q("SELECT id FROM users FOR SHARE");
+    select_for_key_share_locks_a_read_only_table: [postgres] => q("SELECT id FROM users FOR KEY SHARE");
+    /// Column notation `x.f` calls `f(x)` with no FuncCall node in the tree:
+    /// an undeclared function runs.
+    column_notation_calls_an_undeclared_function: [postgres] =>
+        q("SELECT u.record_send FROM users u");
+    /// Raw SQL: the ledger rule reads the text for `dmig_`, but dynamic SQL
+    /// builds the name at run time.
+    raw_do_block_concatenates_the_ledger_name: [postgres] =>
+        q("DO $$BEGIN EXECUTE 'UPDATE dm' || 'ig_migrations SET description = ''pwned'''; END$$").raw().exec();
+    raw_query_to_xml_concatenates_the_ledger_name: [postgres] =>
+        q("SELECT query_to_xml('select * from dm' || 'ig_runs', true, true, '')::text").raw();
+    /// Raw SQL: a DO block runs the statement kinds refused by name in every
+    /// mode (here SET, redirecting the next write to `other.notes`).
+    raw_do_block_runs_a_refused_statement: [postgres] =>
+        q("DO $$BEGIN EXECUTE 'SET LOCAL search_path = other'; END$$")
+            .then("INSERT INTO notes (step) VALUES (7)")
+            .raw()
+            .exec();
+
+    /// MySQL's multi-table DELETE names aliases, not tables: `notes` here is
+    /// `users`, declared read-only, and its row is deleted.
+    delete_target_alias_writes_a_read_only_table: [mysql] =>
+        q("DELETE notes FROM users AS notes WHERE notes.id = 2").exec();
+    delete_using_alias_writes_a_read_only_table: [mysql] =>
+        q("DELETE FROM notes USING users AS notes WHERE notes.id = 2").exec();
+    /// The gate lets every CTE of a WITH RECURSIVE see every other one.
+    /// MySQL 8 does not ("a CTE can refer to CTEs defined earlier in the same
+    /// WITH clause, but not those defined later"), so there `secrets` in
+    /// `a` is the table; MariaDB (this suite's server) and the other
+    /// databases resolve it to the later CTE. Refusing is right on both.
+    recursive_cte_before_its_namesake_reads_the_table_on_mysql_8: [mysql] =>
+        q("WITH RECURSIVE a AS (SELECT s FROM secrets), secrets AS (SELECT 'x' AS s) SELECT * FROM a");
+    /// Every SHOW sqlparser does not know is read as a SHOW of nothing and
+    /// admitted: other sessions' transactions and statements, grants, an
+    /// undeclared table's indexes and statistics.
+    show_engine_status_reads_other_sessions: [mysql] => q("SHOW ENGINE INNODB STATUS");
+    show_index_reads_an_undeclared_table: [mysql] => q("SHOW INDEX FROM secrets");
+    show_table_status_reads_every_table: [mysql] => q("SHOW TABLE STATUS");
+    show_grants: [mysql] => q("SHOW GRANTS");
+    /// LAST_INSERT_ID(expr) sets the connection's last insert id, session
+    /// state that outlives the step; it is on the pure list.
+    last_insert_id_sets_session_state: [mysql] => q("SELECT LAST_INSERT_ID(42)");
+    /// Raw SQL: CREATE PROCEDURE commits the step's transaction implicitly
+    /// (so step 2's row stays), and its one-statement body runs dynamic SQL
+    /// that names the ledger only by concatenation; CALL then rewrites the
+    /// ledger outside any transaction.
+    raw_procedure_commits_and_reaches_the_ledger: [mysql] =>
+        q("CREATE PROCEDURE probe_leak() EXECUTE IMMEDIATE CONCAT('UPDATE dm', 'ig_migrations SET description = ''pwned''')")
+            .then("CALL probe_leak()")
+            .raw()
+            .exec();
+    raw_implicit_commit_ends_the_transaction: [mysql] =>
+        q("CREATE PROCEDURE probe_commit() SELECT 1").raw().exec();
+
+    /// SQLite's OR ROLLBACK conflict clause rolls back the host's step
+    /// transaction on a constraint failure; the guest sees an ordinary
+    /// database error, and whatever it sends next runs in autocommit.
+    insert_or_rollback_ends_the_transaction: [sqlite] =>
+        q("INSERT OR ROLLBACK INTO notes (step) VALUES (NULL)").exec();
+    /// The same, then a write that the step's rollback no longer undoes.
+    insert_or_rollback_then_a_write_that_stays: [sqlite] =>
+        q("INSERT OR ROLLBACK INTO notes (step) VALUES (NULL)")
+            .then("INSERT INTO notes (step) VALUES (9)")
+            .exec()
+            .keep_going();
+    update_or_rollback_ends_the_transaction: [sqlite] =>
+        q("UPDATE OR ROLLBACK notes SET step = NULL").exec();
 
     // -- The control group: inside the manifest, these keep running.
 
@@ -1204,6 +1316,9 @@ fn run_host(dir: &TestDir, test_db: &TestDb, case: &Case, statements: &[String])
         }
     };
     args.extend(["--arg".into(), format!("call={call}")]);
+    if case.keep_going {
+        args.extend(["--arg".into(), "errors=continue".into()]);
+    }
     if let Some(timeout) = case.step_timeout {
         args.extend(["--step-timeout".into(), timeout.into()]);
     }

@@ -7,6 +7,10 @@
 //! returned, so a test that expects a refusal (exit 8) or a limit (exit 5)
 //! sees exit 1 instead when the gate let something through.
 //!
+//! With `--arg errors=continue`, a database error is remembered as what the
+//! statement returned and the next statement is sent all the same (a guest
+//! may swallow the errors it gets).
+//!
 //! With `--arg from=input`, each statement is read instead from the input of
 //! the same name (`--input sql=PATH`, …; an input not granted is skipped), for
 //! statements longer than a command-line argument may be.
@@ -21,6 +25,7 @@ pub fn up(cursor: Option<&str>) -> Result<Step> {
     db::execute("INSERT INTO notes (step) VALUES (2)", &[])?;
     let call = args::get("call").unwrap_or_else(|| "query".into());
     let from_input = args::get("from").as_deref() == Some("input");
+    let keep_going = args::get("errors").as_deref() == Some("continue");
     let mut last = String::from("nothing ran");
     for name in ["sql", "sql2", "sql3"] {
         let sql = if from_input {
@@ -32,22 +37,9 @@ pub fn up(cursor: Option<&str>) -> Result<Step> {
             let Some(sql) = args::get(name) else { continue };
             sql
         };
-        last = match call.as_str() {
-            "query" => {
-                let rows = db::query(&sql, &[])?;
-                let first = rows.get(0).and_then(|r| r.values().first().cloned());
-                format!(
-                    "{name} returned {} row(s), first value {first:?}",
-                    rows.len()
-                )
-            }
-            "execute" => format!("{name} changed {} row(s)", db::execute(&sql, &[])?),
-            "many" => {
-                let sets: usize = args::parse_or("sets", 1000)?;
-                let changed = db::execute_many(&sql, &vec![Vec::new(); sets])?;
-                format!("{name} ran {sets} times, changed {changed} row(s)")
-            }
-            other => return Err(Error::msg(format!("unknown call {other}"))),
+        last = match send(&call, name, &sql) {
+            Err(e) if keep_going => format!("{name} failed: {e}"),
+            other => other?,
         };
     }
     // `--arg finish=done`: end the run as if all went well, so the host's
@@ -56,4 +48,25 @@ pub fn up(cursor: Option<&str>) -> Result<Step> {
         return Ok(Step::done(1));
     }
     Err(Error::msg(format!("every statement ran: {last}")))
+}
+
+/// Sends one statement through `call`; what it returned, for the message.
+fn send(call: &str, name: &str, sql: &str) -> Result<String> {
+    Ok(match call {
+        "query" => {
+            let rows = db::query(sql, &[])?;
+            let first = rows.get(0).and_then(|r| r.values().first().cloned());
+            format!(
+                "{name} returned {} row(s), first value {first:?}",
+                rows.len()
+            )
+        }
+        "execute" => format!("{name} changed {} row(s)", db::execute(sql, &[])?),
+        "many" => {
+            let sets: usize = args::parse_or("sets", 1000)?;
+            let changed = db::execute_many(sql, &vec![Vec::new(); sets])?;
+            format!("{name} ran {sets} times, changed {changed} row(s)")
+        }
+        other => return Err(Error::msg(format!("unknown call {other}"))),
+    })
 }
