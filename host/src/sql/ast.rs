@@ -49,9 +49,12 @@ pub(super) fn access(dialect: Dialect, statement: &Statement) -> Result<Access, 
             }
             _ => (None, false, Vec::new()),
         },
-        Statement::ShowVariable { .. }
-        | Statement::ShowVariables { .. }
-        | Statement::ShowStatus { .. } => (Some("SHOW"), false, Vec::new()),
+        // `SHOW VARIABLES`/`SHOW STATUS` read settings. Every other SHOW
+        // (sqlparser reads unknown ones as `ShowVariable`) may read tables,
+        // grants or other sessions: unchecked.
+        Statement::ShowVariables { .. } | Statement::ShowStatus { .. } => {
+            (Some("SHOW"), false, Vec::new())
+        }
         Statement::CreateTable(create) if !all.opaque => (
             Some("CREATE TABLE"),
             true,
@@ -120,20 +123,60 @@ fn dml_targets(dialect: Dialect, statement: &Statement) -> Option<(&'static str,
         },
         Statement::Update(update) => ("UPDATE", plain_relations(dialect, &update.table)),
         Statement::Delete(delete) => {
-            let targets = if delete.tables.is_empty() {
-                match &delete.from {
-                    FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from) => {
-                        plain_relations(dialect, from)
-                    }
-                }
+            let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &delete.from;
+            let named = if delete.tables.is_empty() {
+                plain_relations(dialect, from)
             } else {
                 delete.tables.iter().map(|n| name_of(dialect, n)).collect()
             };
+            // MySQL reads a target (`DELETE t FROM …`, `DELETE FROM t USING
+            // …`) as an alias when one is defined: the aliased table is
+            // written. Both count, conservatively.
+            let mut aliases = aliases(dialect, from);
+            if let Some(using) = &delete.using {
+                aliases.extend(self::aliases(dialect, using));
+            }
+            let mut targets = Vec::new();
+            for name in named {
+                if name.len() == 1 {
+                    for (alias, table) in &aliases {
+                        if alias == name.last() && !targets.contains(table) {
+                            targets.push(table.clone());
+                        }
+                    }
+                }
+                if !targets.contains(&name) {
+                    targets.push(name);
+                }
+            }
             ("DELETE", targets)
         }
         Statement::Merge(merge) => ("MERGE", plain_relations(dialect, &merge.table)),
         _ => return None,
     })
+}
+
+/// The table aliases defined under `node`, with the tables they stand for.
+fn aliases<V: Visit>(dialect: Dialect, node: &V) -> Vec<(String, Name)> {
+    struct All(Dialect, Vec<(String, Name)>);
+    impl Visitor for All {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table {
+                name,
+                alias: Some(alias),
+                ..
+            } = factor
+            {
+                self.1
+                    .push((fold(self.0, &alias.name), name_of(self.0, name)));
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut all = All(dialect, Vec::new());
+    let _ = node.visit(&mut all);
+    all.1
 }
 
 /// Every relation named under `node`, CTE names not excepted (write targets).
@@ -202,9 +245,13 @@ impl Relations {
     /// Whether an unqualified `name` is a CTE in scope here.
     fn is_cte(&self, name: &str) -> bool {
         self.frames.iter().any(|frame| {
+            // Inside a CTE's body: the earlier CTEs, and itself if
+            // recursive. (Databases differ on later ones under RECURSIVE:
+            // MySQL 8 hides them, MariaDB and SQLite show them; treating them
+            // as tables can only refuse more.)
             let visible = match frame.active {
                 None => frame.names.len(),
-                Some(_) if frame.recursive => frame.names.len(),
+                Some(i) if frame.recursive => i + 1,
                 Some(i) => i,
             };
             frame.names[..visible].iter().any(|n| n == name)
@@ -223,6 +270,17 @@ impl Relations {
     }
 
     fn function(&mut self, name: Name, args: &FunctionArguments) {
+        // MySQL's LAST_INSERT_ID(expr) sets the session's value.
+        if self.dialect == Dialect::Mysql
+            && name.len() == 1
+            && name.last().eq_ignore_ascii_case("last_insert_id")
+            && matches!(args, FunctionArguments::List(list) if !list.args.is_empty())
+        {
+            self.refusal = Some(Reason::Dangerous(
+                name.clone(),
+                functions::Danger::SessionState,
+            ));
+        }
         match functions::classify(self.dialect, &name) {
             Class::SequenceRead | Class::SequenceWrite => {
                 let write = functions::classify(self.dialect, &name) == Class::SequenceWrite;

@@ -37,3 +37,38 @@ pub(crate) fn by_leading_words(first: &str, second: &str) -> Option<&'static str
         _ => return None,
     })
 }
+
+pub(crate) const IMPLICIT_COMMIT: &str = "on MySQL/MariaDB they commit the step's transaction implicitly, or change accounts, privileges or server-wide objects";
+
+/// MySQL/MariaDB statements that commit implicitly (ending the host's step
+/// transaction) or administer the server, refused by name in every mode.
+/// The DDL a manifest can declare (`CREATE/ALTER/DROP TABLE`, `INDEX`,
+/// `VIEW`, `TRUNCATE`, `RENAME TABLE`) is checked instead; on MySQL it too
+/// commits implicitly, as docs/DATABASES.md says.
+pub(crate) fn mysql_by_leading_words(first: &str, second: &str) -> Option<&'static str> {
+    let object = matches!(
+        second,
+        "USER"
+            | "ROLE"
+            | "EVENT"
+            | "PROCEDURE"
+            | "FUNCTION"
+            | "TRIGGER"
+            | "SERVER"
+            | "DATABASE"
+            | "SCHEMA"
+            | "TABLESPACE"
+            | "LOGFILE"
+            | "DEFINER"
+            | "AGGREGATE"
+            | "PACKAGE"
+            | "SEQUENCE"
+            | "OR"
+    );
+    match first {
+        "GRANT" | "REVOKE" | "BINLOG" | "STOP" | "CACHE" => Some(IMPLICIT_COMMIT),
+        "START" if second != "TRANSACTION" => Some(IMPLICIT_COMMIT),
+        "CREATE" | "ALTER" | "DROP" | "RENAME" if object => Some(IMPLICIT_COMMIT),
+        _ => None,
+    }
+}

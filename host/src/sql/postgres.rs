@@ -179,6 +179,17 @@ fn walk_statement(kind: &str, body: &Value) -> Result<Access, Reason> {
             why,
         });
     }
+    // EXPLAIN ANALYZE runs the statement it explains: that statement is
+    // what is judged, as if it stood alone.
+    if kind == "ExplainStmt" {
+        let inner = body
+            .get("query")
+            .and_then(|q| q.get("node"))
+            .and_then(Value::as_object)
+            .and_then(|o| o.iter().next())
+            .ok_or(Reason::Empty)?;
+        return walk_statement(inner.0, inner.1);
+    }
     let mut walk = Walk::default();
     walk.value(body, &Scope::default(), false);
     if let Some(reason) = walk.refusal.take() {
@@ -190,7 +201,7 @@ fn walk_statement(kind: &str, body: &Value) -> Result<Access, Reason> {
         ..Access::default()
     };
     let (checked, ddl, targets): (Option<&str>, bool, Vec<Name>) = match kind {
-        "SelectStmt" | "InsertStmt" | "UpdateStmt" | "DeleteStmt" | "MergeStmt" | "ExplainStmt" => {
+        "SelectStmt" | "InsertStmt" | "UpdateStmt" | "DeleteStmt" | "MergeStmt" => {
             let ddl = walk.select_into;
             (
                 Some(if ddl { "SELECT INTO" } else { label }),
@@ -324,8 +335,9 @@ struct Walk {
 }
 
 impl Walk {
-    /// Walks any part of the tree. `locked`: inside a `FOR UPDATE`/`FOR NO
-    /// KEY UPDATE` select's FROM, where tables read are written (locked).
+    /// Walks any part of the tree. `locked`: inside the FROM of a select
+    /// with a locking clause (`FOR UPDATE`, `FOR SHARE`, …), where the
+    /// tables read are locked, so they must be declared in writes.
     fn value(&mut self, v: &Value, scope: &Scope, locked: bool) {
         match v {
             Value::Array(items) => {
@@ -339,6 +351,16 @@ impl Walk {
     }
 
     fn object(&mut self, o: &Map<String, Value>, scope: &Scope, locked: bool) {
+        // A statement kind refused by name is refused wherever it stands
+        // (nested in EXPLAIN, CREATE TABLE AS, a rule…), not only on top.
+        for key in o.keys() {
+            if let Some((name, why)) = refused_kind(key) {
+                self.refusal.get_or_insert(Reason::Statement {
+                    kind: name.to_owned(),
+                    why,
+                });
+            }
+        }
         // A table reference, wherever it stands.
         if o.contains_key("relname") && o.contains_key("relpersistence") {
             if let Some(name) = range_var(&Value::Object(o.clone())) {
@@ -417,7 +439,7 @@ impl Walk {
                     .get("strength")?
                     .as_i64()
             })
-            .any(|s| s >= pg_query::protobuf::LockClauseStrength::LcsFornokeyupdate as i64);
+            .any(|s| s >= pg_query::protobuf::LockClauseStrength::LcsForkeyshare as i64);
         for (key, child) in o {
             match key.as_str() {
                 "with_clause" | "into_clause" => {}

@@ -132,14 +132,30 @@ pub(super) fn analyse(
         _ => String::new(),
     };
     let (first, second) = (word(0), word(1));
-    if let Some(why) = policy::by_leading_words(&first, &second) {
+    let why = policy::by_leading_words(&first, &second).or_else(|| {
+        (syntax.dialect == Dialect::Mysql)
+            .then(|| policy::mysql_by_leading_words(&first, &second))
+            .flatten()
+    });
+    if let Some(why) = why {
         return Err(Reason::Statement {
-            kind: if first == "START" {
+            kind: if first == "START" && second == "TRANSACTION" {
                 "START TRANSACTION".into()
             } else {
                 first
             },
             why,
+        });
+    }
+    // Transaction control anywhere in a statement (SQLite's `INSERT OR
+    // ROLLBACK`, `ON CONFLICT ROLLBACK`) ends the host's transaction too.
+    if tokens.iter().any(|t| {
+        matches!(t, Token::Word(w) if w.quote_style.is_none()
+            && matches!(w.keyword, Keyword::ROLLBACK | Keyword::COMMIT))
+    }) {
+        return Err(Reason::Statement {
+            kind: format!("{first} … ROLLBACK/COMMIT"),
+            why: policy::TRANSACTION,
         });
     }
     let operators = tokens.iter().filter(|t| is_operator(t)).count();
