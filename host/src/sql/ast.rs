@@ -49,9 +49,14 @@ pub(super) fn access(dialect: Dialect, statement: &Statement) -> Result<Access, 
             }
             _ => (None, false, Vec::new()),
         },
-        Statement::ShowVariable { .. }
-        | Statement::ShowVariables { .. }
-        | Statement::ShowStatus { .. } => (Some("SHOW"), false, Vec::new()),
+        // `SHOW [GLOBAL|SESSION] VARIABLES|STATUS [LIKE …|WHERE …]`. Not
+        // `ShowVariable`: neither MySQL nor SQLite has a `SHOW name`
+        // statement, and sqlparser parses every SHOW it does not know
+        // (`SHOW INDEX FROM secrets`, `SHOW GRANTS FOR …`) as that name,
+        // so its effects are unknown.
+        Statement::ShowVariables { .. } | Statement::ShowStatus { .. } => {
+            (Some("SHOW"), false, Vec::new())
+        }
         Statement::CreateTable(create) if !all.opaque => (
             Some("CREATE TABLE"),
             true,
