@@ -29,6 +29,8 @@
 
 mod ast;
 mod functions;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod names;
 pub(crate) mod placeholders;
 mod policy;
