@@ -49,9 +49,11 @@ pub(super) fn access(dialect: Dialect, statement: &Statement) -> Result<Access, 
             }
             _ => (None, false, Vec::new()),
         },
-        // `SHOW VARIABLES`/`SHOW STATUS` read settings. Every other SHOW
-        // (sqlparser reads unknown ones as `ShowVariable`) may read tables,
-        // grants or other sessions: unchecked.
+        // `SHOW [GLOBAL|SESSION] VARIABLES|STATUS [LIKE …|WHERE …]`. Not
+        // `ShowVariable`: neither MySQL nor SQLite has a `SHOW name`
+        // statement, and sqlparser parses every SHOW it does not know
+        // (`SHOW INDEX FROM secrets`, `SHOW GRANTS FOR …`) as that name,
+        // so its effects are unknown.
         Statement::ShowVariables { .. } | Statement::ShowStatus { .. } => {
             (Some("SHOW"), false, Vec::new())
         }

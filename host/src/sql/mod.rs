@@ -29,6 +29,8 @@
 
 mod ast;
 mod functions;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod names;
 pub(crate) mod placeholders;
 mod policy;
@@ -48,6 +50,17 @@ use crate::manifest::Capabilities;
 /// How many operators and keywords one statement may chain: bounds the depth
 /// of the tree the gate walks (a `1+1+1+…` chain nests one level per `+`).
 pub const MAX_OPERATORS: usize = 10_000;
+
+/// PostgreSQL: how much scanning the runs of operator characters
+/// (`+-*/<>=~!@#%^&|`?`) in one statement may cost, as the sum of the
+/// squares of their lengths, wherever they stand (comments and literals
+/// included). PostgreSQL's scanner reads a run again from each token it
+/// splits off it (at every `/*`, `--` and trailing `+` or `-`), so a run
+/// costs time growing with the square of its length: a 20,000-character run
+/// takes seconds, a 1 MiB one hours, on a thread no timeout can stop. This
+/// allows one run of 4,096 characters, or hundreds of separator lines in
+/// comments, and keeps any statement's scan to a fraction of a second.
+pub const MAX_OPERATOR_RUN_WORK: u64 = 1 << 24;
 
 /// The stack the analysis runs on: deep enough for [`MAX_OPERATORS`] levels
 /// of any tree the parsers build, reserved (not committed) per analysis.
@@ -193,7 +206,7 @@ impl Gate {
 
     fn analyse(&self, sql: &str) -> Result<Admitted, Reason> {
         let (admitted, access) = match self.syntax.dialect {
-            Dialect::Postgres => postgres::analyse(sql, self.raw_sql())?,
+            Dialect::Postgres => postgres::analyse(sql, self.raw_sql(), |a| self.judge(a))?,
             Dialect::Mysql | Dialect::Sqlite => tokens::analyse(self.syntax, sql, self.raw_sql())?,
         };
         self.judge(&access)?;
@@ -315,6 +328,9 @@ pub enum Reason {
     /// Nested deeper than the parser's tree can be read back (PostgreSQL:
     /// about 50 levels of nested expressions or subqueries).
     TooDeep,
+    /// PostgreSQL: runs of operator characters over
+    /// [`MAX_OPERATOR_RUN_WORK`]; the longest run's length.
+    OperatorRuns(usize),
     /// Placeholders other than `?`.
     Placeholder(String),
     /// Reads a table declared in neither `reads` nor `writes`.
@@ -368,6 +384,10 @@ impl fmt::Display for Refusal {
             Reason::TooDeep => write!(
                 f,
                 "statement `{s}` is refused: it nests expressions or subqueries deeper than the host reads (about 50 levels); flatten it (for example a long a + b + c chain into a function call or several statements)"
+            ),
+            Reason::OperatorRuns(n) => write!(
+                f,
+                "statement `{s}` is refused: its runs of operator characters (such as + - * / = < > with nothing between them; the longest has {n}) are more than the host reads, as PostgreSQL's scanner takes time growing with the square of each run (separate them with spaces, or pass such text as a parameter)"
             ),
             Reason::Placeholder(p) => write!(
                 f,

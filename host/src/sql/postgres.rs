@@ -13,10 +13,23 @@ use std::ops::Range;
 use pg_query::protobuf::Token;
 use serde_json::{Map, Value};
 
-use super::{Access, Admitted, Dialect, MAX_OPERATORS, Name, Placeholders, Reason, policy};
+use super::{
+    Access, Admitted, Dialect, MAX_OPERATOR_RUN_WORK, MAX_OPERATORS, Name, Placeholders, Reason,
+    policy,
+};
 
 /// Reads, renders and walks one statement.
-pub(super) fn analyse(sql: &str, raw_sql: bool) -> Result<(Admitted, Access), Reason> {
+/// `judge` decides on what the statement touches before it is rendered, so
+/// PostgreSQL's deparser only ever writes statements the manifest allows.
+pub(super) fn analyse(
+    sql: &str,
+    raw_sql: bool,
+    judge: impl Fn(&Access) -> Result<(), Reason>,
+) -> Result<(Admitted, Access), Reason> {
+    let (work, longest) = operator_runs(sql);
+    if work > MAX_OPERATOR_RUN_WORK {
+        return Err(Reason::OperatorRuns(longest));
+    }
     let numbered = number_placeholders(sql)?;
     let parsed = pg_query::parse(&numbered, 0).map_err(|e| match e {
         pg_query::Error::Decode(_) => Reason::TooDeep,
@@ -37,6 +50,7 @@ pub(super) fn analyse(sql: &str, raw_sql: bool) -> Result<(Admitted, Access), Re
         .ok_or(Reason::Empty)?;
     let (kind, body) = (stmt.0.as_str(), stmt.1);
     let access = walk_statement(kind, body)?;
+    judge(&access)?;
     let text = std::panic::catch_unwind(|| parsed.deparse(Default::default()))
         .map_err(|_| Reason::Construct("a statement PostgreSQL's deparser cannot write".into()))?
         .map_err(|e| {
@@ -57,6 +71,23 @@ pub(super) fn analyse(sql: &str, raw_sql: bool) -> Result<(Admitted, Access), Re
     ))
 }
 
+/// The runs of PostgreSQL operator characters in `sql`, wherever they
+/// stand: the sum of the squares of their lengths (what they cost the
+/// scanner, see [`MAX_OPERATOR_RUN_WORK`]) and the longest.
+fn operator_runs(sql: &str) -> (u64, usize) {
+    let (mut work, mut longest, mut run) = (0u64, 0usize, 0u64);
+    for b in sql.bytes().chain([b' ']) {
+        if b"+-*/<>=~!@#%^&|`?".contains(&b) {
+            run += 1;
+        } else if run > 0 {
+            work = work.saturating_add(run * run);
+            longest = longest.max(usize::try_from(run).unwrap_or(usize::MAX));
+            run = 0;
+        }
+    }
+    (work, longest)
+}
+
 fn message(error: &pg_query::Error) -> String {
     match error {
         pg_query::Error::Parse(m) | pg_query::Error::Scan(m) => m.clone(),
@@ -64,8 +95,14 @@ fn message(error: &pg_query::Error) -> String {
     }
 }
 
+/// PostgreSQL's tokens of `sql`. Through `pg_query::scan` (the protobuf
+/// form), not `scan_tokens`: for a text with no tokens (empty, or only
+/// whitespace) the latter builds a slice from a null pointer, which is
+/// undefined behaviour and aborts a debug build.
 fn scan(sql: &str) -> Result<Vec<pg_query::protobuf::ScanToken>, Reason> {
-    pg_query::scan_tokens(sql).map_err(|e| Reason::Unreadable(message(&e)))
+    pg_query::scan(sql)
+        .map(|result| result.tokens)
+        .map_err(|e| Reason::Unreadable(message(&e)))
 }
 
 /// `sql` with each `?` placeholder numbered `$1`, `$2`, … in order. A `$n`
@@ -323,7 +360,7 @@ fn range_var(v: &Value) -> Option<Name> {
 
 /// The CTE names visible at a point of the walk.
 #[derive(Default, Clone)]
-struct Scope(Vec<String>);
+struct Scope<'a>(Vec<&'a str>);
 
 #[derive(Default)]
 struct Walk {
@@ -338,7 +375,7 @@ impl Walk {
     /// Walks any part of the tree. `locked`: inside the FROM of a select
     /// with a locking clause (`FOR UPDATE`, `FOR SHARE`, …), where the
     /// tables read are locked, so they must be declared in writes.
-    fn value(&mut self, v: &Value, scope: &Scope, locked: bool) {
+    fn value<'a>(&mut self, v: &'a Value, scope: &Scope<'a>, locked: bool) {
         match v {
             Value::Array(items) => {
                 for item in items {
@@ -350,7 +387,7 @@ impl Walk {
         }
     }
 
-    fn object(&mut self, o: &Map<String, Value>, scope: &Scope, locked: bool) {
+    fn object<'a>(&mut self, o: &'a Map<String, Value>, scope: &Scope<'a>, locked: bool) {
         // A statement kind refused by name is refused wherever it stands
         // (nested in EXPLAIN, CREATE TABLE AS, a rule…), not only on top.
         for key in o.keys() {
@@ -364,7 +401,7 @@ impl Walk {
         // A table reference, wherever it stands.
         if o.contains_key("relname") && o.contains_key("relpersistence") {
             if let Some(name) = range_var(&Value::Object(o.clone())) {
-                let cte = name.len() == 1 && scope.0.iter().any(|c| c == name.last());
+                let cte = name.len() == 1 && scope.0.iter().any(|c| *c == name.last());
                 if !cte {
                     if locked {
                         self.writes.insert(name);
@@ -379,8 +416,58 @@ impl Walk {
         if o.contains_key("funcname") && o.contains_key("funcformat") {
             self.function(o);
         }
+        // Two constructs PostgreSQL's parser accepts, its server rejects
+        // when it runs them, and its deparser cannot write (an assertion
+        // aborts a debug build; a release build drops them from the text):
+        // type modifiers other than constants and names (`numeric(1+1)`),
+        // and operators qualified by more than a schema (`OPERATOR(a.b.+)`).
+        if o.contains_key("type_oid")
+            && let Some(typmods) = o.get("typmods").and_then(Value::as_array)
+            && !typmods.iter().all(|m| {
+                m.get("node").and_then(Value::as_object).is_some_and(|n| {
+                    ["AConst", "ParamRef", "ColumnRef"]
+                        .iter()
+                        .any(|k| n.contains_key(*k))
+                })
+            })
+        {
+            self.refusal = Some(Reason::Construct(
+                "a type modifier that is not a constant".into(),
+            ));
+        }
+        // A bit string is written back as `b` or `x` and a string literal;
+        // with anything but digits in it that literal can become `E'…'`, and
+        // `bE'…'` reads as a cast to a type `be`. The server refuses such a
+        // bit string when it runs it anyway.
+        if let Some(bits) = o.get("bsval").and_then(Value::as_str) {
+            let digits = match bits.split_at_checked(1) {
+                Some(("b", digits)) => digits.bytes().all(|b| b == b'0' || b == b'1'),
+                Some(("x", digits)) => digits.bytes().all(|b| b.is_ascii_hexdigit()),
+                _ => false,
+            };
+            if !digits {
+                self.refusal = Some(Reason::Construct(
+                    "a bit string with characters other than its digits".into(),
+                ));
+            }
+        }
+        let operator = if o.contains_key("lexpr") && o.contains_key("rexpr") {
+            o.get("name")
+        } else {
+            o.get("oper_name").or_else(|| o.get("use_op"))
+        };
+        if operator
+            .and_then(Value::as_array)
+            .is_some_and(|parts| parts.len() > 2)
+        {
+            self.refusal = Some(Reason::Construct(
+                "an operator qualified by more than a schema".into(),
+            ));
+        }
         // A statement with a WITH clause: its CTEs scope its body.
-        let mut inner = scope.clone();
+        // (Borrowed unless this node adds names: a copy per node would make
+        // the walk quadratic in a statement's CTEs.)
+        let mut inner = std::borrow::Cow::Borrowed(scope);
         if let Some(with) = o.get("with_clause").filter(|w| !w.is_null()) {
             let recursive = with
                 .get("recursive")
@@ -399,19 +486,19 @@ impl Walk {
                     )
                 })
                 .collect();
-            let names: Vec<String> = ctes.iter().map(|(n, _)| (*n).to_owned()).collect();
+            let names: Vec<&str> = ctes.iter().map(|(n, _)| *n).collect();
             for (i, (_, query)) in ctes.iter().enumerate() {
                 let mut visible = scope.clone();
                 visible.0.extend(
                     names[..if recursive { names.len() } else { i }]
                         .iter()
-                        .cloned(),
+                        .copied(),
                 );
                 if let Some(query) = query {
                     self.value(query, &visible, false);
                 }
             }
-            inner.0.extend(names);
+            inner.to_mut().0.extend(names);
         }
         // A DML statement's target is the real table, never a CTE.
         let dml = o.contains_key("with_clause") && o.contains_key("relation");
@@ -503,6 +590,11 @@ fn string_constant(node: &Value) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// The analysis with no manifest to judge against.
+    fn analyse(sql: &str, raw_sql: bool) -> Result<(Admitted, Access), Reason> {
+        super::analyse(sql, raw_sql, |_| Ok(()))
+    }
+
     fn text(sql: &str) -> String {
         analyse(sql, false).unwrap().0.text
     }
@@ -578,6 +670,59 @@ mod tests {
             Err(Reason::Multiple)
         ));
         assert!(matches!(analyse("/* only */", false), Err(Reason::Empty)));
+        // Constructs the deparser cannot write (a debug build aborts on them).
+        for sql in [
+            "SELECT 1::numeric(1+1)",
+            "SELECT 1 OPERATOR(a.b.+) 2",
+            "SELECT 1 FROM t ORDER BY x USING OPERATOR(a.b.<)",
+            "SELECT 1 OPERATOR(a.b.=) ANY (SELECT 1)",
+        ] {
+            assert!(
+                matches!(analyse(sql, false), Err(Reason::Construct(_))),
+                "{sql}"
+            );
+        }
+        assert!(matches!(
+            analyse("SELECT B'\\0 ||--', X'1F'", false),
+            Err(Reason::Construct(_))
+        ));
+        assert!(analyse("SELECT B'0101', X'1f', b''", false).is_ok());
+        assert!(
+            analyse(
+                "SELECT 1::numeric(10, 2), 1 OPERATOR(pg_catalog.+) 2",
+                false
+            )
+            .is_ok()
+        );
+        // Nothing to scan (no tokens) is empty, not a crash.
+        for blank in ["", " ", "\n\t "] {
+            assert!(
+                matches!(analyse(blank, false), Err(Reason::Empty)),
+                "{blank:?}"
+            );
+        }
+        // Long runs of operator characters, which PostgreSQL's scanner reads
+        // in quadratic time, are refused before it sees them.
+        let run = format!("SELECT 1 {}1", "+-".repeat(2_049));
+        assert_eq!(
+            analyse(&run, false).err(),
+            Some(Reason::OperatorRuns(4_098))
+        );
+        let run = format!("SELECT 1 /*{}*/", "/*".repeat(3_000));
+        assert_eq!(
+            analyse(&run, false).err(),
+            Some(Reason::OperatorRuns(6_004))
+        );
+        let runs = format!(
+            "SELECT 1 {}1",
+            format!("{} ", "+-".repeat(64)).repeat(1_100)
+        );
+        assert_eq!(analyse(&runs, false).err(), Some(Reason::OperatorRuns(128)));
+        let banners = format!(
+            "SELECT 1 {}",
+            format!("-- {}\n/* {} */\n", "-".repeat(120), "=".repeat(120)).repeat(100)
+        );
+        assert!(analyse(&banners, false).is_ok());
         let chain = format!("SELECT 1{}", "+1".repeat(200_000));
         assert!(matches!(analyse(&chain, false), Err(Reason::TooComplex(_))));
         // Ordinary depth reads; deeper than the tree decodes is a clear refusal.

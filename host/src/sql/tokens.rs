@@ -195,14 +195,19 @@ pub(super) fn analyse(
         Dialect::Mysql => &MySqlDialect {},
         _ => &SQLiteDialect {},
     };
-    let parsed = Parser::new(parser_dialect)
-        .with_tokens(tokens)
-        .parse_statements();
+    // One statement that takes every token: what is not parsed is not
+    // checked, but it is sent. (sqlparser's `parse_statements` stops at a
+    // top-level `END` and drops the rest, which MySQL and SQLite read as an
+    // alias: `SELECT s END FROM secrets` reads secrets.)
+    let mut parser = Parser::new(parser_dialect).with_tokens(tokens);
+    let parsed = parser
+        .parse_statement()
+        .and_then(|statement| match parser.peek_token().token {
+            Token::EOF => Ok(statement),
+            _ => parser.expected("the end of the statement", parser.peek_token()),
+        });
     let mut access = match parsed {
-        Ok(statements) => match statements.as_slice() {
-            [statement] => super::ast::access(syntax.dialect, statement)?,
-            _ => return Err(Reason::Multiple),
-        },
+        Ok(statement) => super::ast::access(syntax.dialect, &statement)?,
         Err(_) if raw_sql => Access {
             kind: first.clone(),
             ..Access::default()
@@ -389,6 +394,11 @@ fn push_string(syntax: Syntax, s: &str, out: &mut String) {
             '\\' if syntax.dialect == Dialect::Mysql && syntax.backslash_escapes => {
                 out.push_str("\\\\");
             }
+            // Read from an escape (`\0`); written back as one, so the text
+            // sent carries no NUL (which the gate refuses in what it reads).
+            '\0' if syntax.dialect == Dialect::Mysql && syntax.backslash_escapes => {
+                out.push_str("\\0");
+            }
             c => out.push(c),
         }
     }
@@ -423,6 +433,11 @@ mod tests {
             "SELECT COUNT( * ) FROM t"
         );
         assert_eq!(text(my, "SELECT t.* FROM t").unwrap(), "SELECT t.* FROM t");
+        // An escaped NUL is sent escaped: the text carries no NUL.
+        assert_eq!(
+            text(my, "SELECT 'a\\0b', \"\\0\"").unwrap(),
+            "SELECT 'a\\0b' , '\\0'"
+        );
         let lite = Dialect::Sqlite;
         assert_eq!(
             text(lite, "SELECT [a b], `c` FROM \"users\" WHERE id = ?").unwrap(),
@@ -457,6 +472,28 @@ mod tests {
         assert_eq!(text(my, "  /* only */ "), Err(Reason::Empty));
         assert_eq!(text(my, "SELECT 1; SELECT 2"), Err(Reason::Multiple));
         assert!(matches!(text(my, "COMMIT"), Err(Reason::Statement { .. })));
+        // A SHOW sqlparser does not know is unchecked (raw SQL only).
+        let show = analyse(Syntax::of(my), "SHOW INDEX FROM secrets", false)
+            .unwrap()
+            .1;
+        assert_eq!(show.checked, None);
+        let show = analyse(Syntax::of(my), "SHOW VARIABLES LIKE 'sql_mode'", false)
+            .unwrap()
+            .1;
+        assert_eq!(show.checked.as_deref(), Some("SHOW"));
+        // Every token is parsed: nothing after the statement goes unchecked.
+        for dialect in [my, Dialect::Sqlite] {
+            for sql in [
+                "SELECT s END FROM secrets",
+                "INSERT INTO notes (body) SELECT s END FROM secrets",
+                "SELECT name FROM users END",
+            ] {
+                assert!(
+                    matches!(text(dialect, sql), Err(Reason::Unreadable(_))),
+                    "{dialect:?}: {sql}"
+                );
+            }
+        }
     }
 
     #[test]
