@@ -45,10 +45,20 @@ fn config(cases: u32) -> Config {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(cases);
+    // A fixed seed by default, so CI runs the same cases every time; set
+    // PROPTEST_RNG_SEED (a number) or DMIG_PROPTEST_RANDOM=1 to explore.
+    let rng_seed = if std::env::var_os("DMIG_PROPTEST_RANDOM").is_some() {
+        proptest::test_runner::RngSeed::Random
+    } else if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
+        Config::default().rng_seed
+    } else {
+        proptest::test_runner::RngSeed::Fixed(0x00d1_5eed)
+    };
     Config {
         cases,
         failure_persistence: None,
         max_shrink_iters: 2_000,
+        rng_seed,
         ..Config::default()
     }
 }
