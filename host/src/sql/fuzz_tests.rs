@@ -33,8 +33,7 @@ use std::sync::LazyLock;
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use sqlparser::dialect::{Dialect as SqlDialect, MySqlDialect, SQLiteDialect};
-use sqlparser::tokenizer::{Token, Tokenizer};
+use sqlparser::tokenizer::Token;
 
 use super::{Admitted, Dialect, Gate, Placeholders, Reason, Syntax};
 use crate::manifest::Capabilities;
@@ -212,31 +211,6 @@ fn resend(admitted: &Admitted) -> String {
     }
 }
 
-/// MySQL's lexical rules with backslash escapes as the session has them.
-#[derive(Debug)]
-struct MySqlLexer(bool);
-
-impl SqlDialect for MySqlLexer {
-    fn is_identifier_start(&self, ch: char) -> bool {
-        MySqlDialect {}.is_identifier_start(ch)
-    }
-    fn is_identifier_part(&self, ch: char) -> bool {
-        MySqlDialect {}.is_identifier_part(ch)
-    }
-    fn is_delimited_identifier_start(&self, ch: char) -> bool {
-        MySqlDialect {}.is_delimited_identifier_start(ch)
-    }
-    fn supports_string_literal_backslash_escape(&self) -> bool {
-        self.0
-    }
-    fn supports_numeric_prefix(&self) -> bool {
-        true
-    }
-    fn requires_single_line_comment_whitespace(&self) -> bool {
-        true
-    }
-}
-
 /// The identifiers of `text` (unquoted; string literals, comments and
 /// MySQL's `@variables` left out), read by the dialect's own lexer.
 fn identifiers(syntax: Syntax, text: &str) -> Result<Vec<String>, String> {
@@ -261,15 +235,8 @@ fn identifiers(syntax: Syntax, text: &str) -> Result<Vec<String>, String> {
                 .collect())
         }
         Dialect::Mysql | Dialect::Sqlite => {
-            let mysql = MySqlLexer(syntax.backslash_escapes);
-            let dialect: &dyn SqlDialect = if syntax.dialect == Dialect::Mysql {
-                &mysql
-            } else {
-                &SQLiteDialect {}
-            };
-            let tokens = Tokenizer::new(dialect, text)
-                .tokenize()
-                .map_err(|e| e.to_string())?;
+            // The gate's own lexer: the rendering must read back through it.
+            let tokens = super::tokens::tokenize(syntax, text).map_err(|e| format!("{e:?}"))?;
             Ok(tokens
                 .into_iter()
                 .filter_map(|t| match t {

@@ -59,7 +59,7 @@ impl SqlDialect for MySqlLexer {
     }
 }
 
-fn tokenize(syntax: Syntax, sql: &str) -> Result<Vec<Token>, Reason> {
+pub(super) fn tokenize(syntax: Syntax, sql: &str) -> Result<Vec<Token>, Reason> {
     let lexer;
     let dialect: &dyn SqlDialect = match syntax.dialect {
         Dialect::Mysql => {
