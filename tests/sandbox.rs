@@ -2,6 +2,7 @@
 //! guest in its second step and checks the exit code, the cause recorded in
 //! the ledger, that the database is exactly as the first (committed) step
 //! left it, and that the database and host are still usable afterwards.
+mod sql_differential;
 
 use std::path::Path;
 use std::time::Duration;
