@@ -467,6 +467,19 @@ cases! {
     lo_export_writes_a_server_file: [postgres] =>
         q("SELECT lo_from_bytea(4243, 'pwned'::bytea)::text")
             .then("SELECT lo_export(4243, '{out}')::text");
+    /// Functional notation: PostgreSQL reads a field that is not a column
+    /// as a call of the function of that name, with no call in the tree.
+    functional_notation_reads_the_canary: [postgres] =>
+        q("SELECT ('{canary}'::text).pg_read_file");
+    functional_notation_on_a_row_calls_an_undeclared_function: [postgres] =>
+        q("SELECT u.secret_of FROM users u");
+    functional_notation_without_an_alias: [postgres] => q("SELECT users.secret_of FROM users");
+    /// `step` is a column of notes but not of users: on `u` it is a call
+    /// of the function step(users).
+    functional_notation_named_like_another_tables_column: [postgres] =>
+        q("SELECT u.step FROM users u JOIN notes n ON true");
+    functional_notation_on_a_subquery: [postgres] =>
+        q("SELECT (s.u).secret_of FROM (SELECT u FROM users u) s");
     do_block_runs_code: [postgres] => q("DO $$BEGIN PERFORM pg_sleep(0); END$$").exec();
     prepare_runs_a_named_statement: [postgres] =>
         q("PREPARE p AS SELECT s FROM secrets").then("EXECUTE p").exec();
@@ -812,6 +825,9 @@ cases! {
         q("SELECT json_build_object('id', id, 'name', name)::text, '{\"a\": 1}'::jsonb ->> 'a' FROM users").runs();
     control_json_mysql: [mysql] =>
         q("SELECT JSON_OBJECT('id', id, 'name', name), JSON_EXTRACT('{\"a\": 1}', '$.a') FROM users").runs();
+    /// `name` is also a function (name(text)): a column all the same.
+    control_qualified_columns_postgres: [postgres] =>
+        q("SELECT u.id, u.name, users.name FROM users u, users").runs();
     control_cast_postgres: [postgres] => q("SELECT id::text, now()::date::text FROM users").runs();
     control_dates: [sqlite, postgres, mysql] => q("SELECT CURRENT_DATE, CURRENT_TIMESTAMP").runs();
 }
@@ -1043,7 +1059,11 @@ fn setup(db: &mut Db, kind: Kind) {
                    CREATE TABLE "Users" (id BIGINT PRIMARY KEY, name VARCHAR(200) NOT NULL);
                    INSERT INTO "Users" (id, name) VALUES (1, '{SECRET}');
                    CREATE TABLE "Notes" (step BIGINT NOT NULL);
-                   CREATE SEQUENCE secrets_seq"#
+                   CREATE SEQUENCE secrets_seq;
+                   CREATE FUNCTION secret_of(users) RETURNS text LANGUAGE sql
+                       AS 'SELECT s FROM secrets LIMIT 1';
+                   CREATE FUNCTION step(users) RETURNS text LANGUAGE sql
+                       AS 'SELECT s FROM secrets LIMIT 1'"#
             ));
         }
         Kind::Mysql => {

@@ -40,8 +40,12 @@ pub(crate) const CANCEL_GRACE: Duration = Duration::from_millis(500);
 /// cancels nothing.
 const CANCEL_REPEAT: Duration = Duration::from_millis(100);
 
-/// How long terminating a given-up connection's session may take.
+/// How long the caller waits for a given-up connection's session to be
+/// ended before going on (the termination itself goes on in the background).
 const TERMINATE_GRACE: Duration = Duration::from_millis(300);
+
+/// How long ending a given-up connection's session may take in all.
+const TERMINATE_LIMIT: Duration = Duration::from_secs(10);
 
 /// The error every call on a given-up connection fails with.
 pub(super) fn abandoned_error() -> DbError {
@@ -260,6 +264,13 @@ impl Canceller {
         grace: Duration,
     ) -> Option<F::Output> {
         self.state.cancelled.store(true, Ordering::SeqCst);
+        if grace.is_zero() {
+            // No grace: given up at once, without a cancel that could still
+            // stop the statement before a timer tick.
+            self.abandon(None, "a statement was given no time to stop")
+                .await;
+            return None;
+        }
         let give_up = Instant::now() + grace;
         let mut side = None;
         let cancelling = async {
@@ -340,29 +351,41 @@ impl Canceller {
     async fn abandon(&self, side: Option<Side>, why: &str) {
         self.state.abandoned.store(true, Ordering::SeqCst);
         tracing::warn!("{why}: the connection is given up and its session ended");
-        let terminate = async {
+        if let Target::Sqlite(interrupter) = &self.target {
+            // One more interrupt; nothing else can reach the statement (and
+            // the handle must not outlive this call).
+            interrupter.interrupt();
+            return;
+        }
+        let target = self.target.clone();
+        let terminate = async move {
             let mut side = match side {
                 Some(side) => side,
-                None => match Side::open(&self.target).await? {
+                None => match Side::open(&target).await? {
                     Some(side) => side,
-                    None => {
-                        // SQLite: one more interrupt; nothing else can reach
-                        // the statement.
-                        if let Target::Sqlite(interrupter) = &self.target {
-                            interrupter.interrupt();
-                        }
-                        return Ok(());
-                    }
+                    None => return Ok(()),
                 },
             };
-            let ended = side.signal(&self.target, true).await;
+            let ended = side.signal(&target, true).await;
             side.close();
             ended
         };
-        match tokio::time::timeout(TERMINATE_GRACE, terminate).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!("ending the given-up session failed: {e}"),
-            Err(_) => tracing::warn!("ending the given-up session timed out"),
+        // The caller waits [`TERMINATE_GRACE`]; on a loaded server opening
+        // the side connection can take longer, so the termination goes on
+        // in the background (up to [`TERMINATE_LIMIT`]) rather than leave
+        // the session running its statement.
+        let mut ending = tokio::spawn(async move {
+            match tokio::time::timeout(TERMINATE_LIMIT, terminate).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("ending the given-up session failed: {e}"),
+                Err(_) => tracing::warn!("ending the given-up session timed out"),
+            }
+        });
+        if tokio::time::timeout(TERMINATE_GRACE, &mut ending)
+            .await
+            .is_err()
+        {
+            tracing::debug!("still ending the given-up session in the background");
         }
     }
 }

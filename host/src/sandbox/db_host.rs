@@ -30,7 +30,7 @@ impl db::Host for HostState {
         sql: String,
         params: Vec<types::Value>,
     ) -> wasmtime::Result<Result<types::Rows, types::DbError>> {
-        let admitted = match self.admit(&sql, params.len())? {
+        let admitted = match self.admit_current(&sql, params.len()).await? {
             Ok(admitted) => admitted,
             Err(e) => return Ok(Err(e.into())),
         };
@@ -50,7 +50,7 @@ impl db::Host for HostState {
         sql: String,
         params: Vec<types::Value>,
     ) -> wasmtime::Result<Result<u64, types::DbError>> {
-        let admitted = match self.admit(&sql, params.len())? {
+        let admitted = match self.admit_current(&sql, params.len()).await? {
             Ok(admitted) => admitted,
             Err(e) => return Ok(Err(e.into())),
         };
@@ -65,7 +65,7 @@ impl db::Host for HostState {
         param_sets: Vec<Vec<types::Value>>,
     ) -> wasmtime::Result<Result<u64, types::DbError>> {
         let total = param_sets.iter().map(Vec::len).sum();
-        let admitted = match self.admit(&sql, total)? {
+        let admitted = match self.admit_current(&sql, total).await? {
             Ok(admitted) => admitted,
             Err(e) => return Ok(Err(e.into())),
         };
@@ -79,6 +79,46 @@ impl db::Host for HostState {
 }
 
 impl HostState {
+    /// [`HostState::admit`] against a current catalog: after a statement
+    /// that may have changed the schema, PostgreSQL's catalog is read again
+    /// (within the step's deadline) and the statements admitted under the
+    /// old one are forgotten. A statement that may change the schema marks
+    /// the catalog stale for the next one.
+    async fn admit_current(
+        &mut self,
+        sql: &str,
+        params: usize,
+    ) -> wasmtime::Result<Result<Arc<Admitted>, DbError>> {
+        if self.catalog_stale && self.conn.dialect() == Dialect::Postgres {
+            let catalog = match self
+                .bounded(|conn| async move { conn.gate_catalog().await })
+                .await?
+            {
+                Ok(catalog) => catalog,
+                Err(e) => {
+                    return Ok(Err(DbError {
+                        code: e.code,
+                        message: format!(
+                            "cannot read the catalog again after a schema change: {}",
+                            e.message
+                        ),
+                    }));
+                }
+            };
+            self.gate = self.gate.clone().with_catalog(catalog);
+            self.admitted.clear();
+            self.catalog_stale = false;
+        }
+        let admitted = self.admit(sql, params)?;
+        if let Ok(admitted) = &admitted
+            && admitted.changes_schema
+        {
+            self.schema_changed = true;
+            self.catalog_stale = true;
+        }
+        Ok(admitted)
+    }
+
     /// Checks a call against the per-call caps and the SQL gate before it
     /// reaches the database, and returns what to send: the gate's rendering,
     /// never the guest's text. A cap is an error the guest sees; a refusal

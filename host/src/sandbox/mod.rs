@@ -419,12 +419,19 @@ impl Sandbox {
         }
         let mut table = ResourceTable::new();
         table.set_max_capacity(self.config.max_resources);
-        let gate =
-            crate::sql::Gate::new(conn.syntax(), loaded.capabilities.as_ref()).map_err(|e| {
+        let mut conn = conn;
+        let catalog = conn.gate_catalog().await.map_err(|e| {
+            Error::Sandbox(format!(
+                "cannot read the database catalog the SQL gate needs: {e}"
+            ))
+        })?;
+        let gate = crate::sql::Gate::new(conn.syntax(), loaded.capabilities.as_ref())
+            .map_err(|e| {
                 Error::Sandbox(format!(
                     "the manifest declares a name that does not parse: {e}"
                 ))
-            })?;
+            })?
+            .with_catalog(catalog);
         let state = HostState {
             wasi: wasi.build(),
             table,
@@ -446,6 +453,8 @@ impl Sandbox {
             report: Report::default(),
             admitted: Default::default(),
             gate,
+            schema_changed: false,
+            catalog_stale: false,
         };
         let mut store = Store::new(&self.engine, state);
         if self.config.enforce_limits {
@@ -711,6 +720,11 @@ impl Instance {
             .map_err(|e| GuestFailure::Trapped(e.to_string()))?;
         let deadline = tokio::time::Instant::now() + self.config.step_timeout;
         self.store.data_mut().step_deadline = Some(deadline);
+        // A step that changed the schema and then rolled back leaves the
+        // gate's catalog describing a schema that no longer exists.
+        if self.store.data().schema_changed {
+            self.store.data_mut().catalog_stale = true;
+        }
         let bindings = self
             .bindings
             .take()

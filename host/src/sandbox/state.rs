@@ -35,6 +35,13 @@ pub struct HostState {
     pub(crate) admitted: std::collections::HashMap<String, std::sync::Arc<crate::sql::Admitted>>,
     /// The SQL gate: the target's syntax and the artifact's capabilities.
     pub(crate) gate: crate::sql::Gate,
+    /// Whether the guest has run a statement that may change the schema
+    /// (PostgreSQL: the gate's catalog is then read again before the next
+    /// statement, and at the start of every later step).
+    pub(crate) schema_changed: bool,
+    /// Whether the gate's catalog must be read again before the next
+    /// statement is admitted.
+    pub(crate) catalog_stale: bool,
 }
 
 /// What a guest reported through `log` and `progress` during a step.

@@ -82,6 +82,7 @@ pub(super) fn access(dialect: Dialect, statement: &Statement) -> Result<Access, 
         reads: all.names.into_iter().collect(),
         writes: writes.into_iter().collect(),
         functions: all.functions.into_iter().collect(),
+        fields: Default::default(),
         mentions_ledger: false,
     };
     if access.checked.is_none() {

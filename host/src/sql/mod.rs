@@ -28,6 +28,7 @@
 //! statement under the size caps can crash the host.
 
 mod ast;
+pub mod catalog;
 mod functions;
 #[cfg(test)]
 mod fuzz_tests;
@@ -42,6 +43,7 @@ use std::fmt;
 use std::ops::Range;
 
 pub use crate::db::Dialect;
+pub use catalog::Catalog;
 pub use functions::{Class as FunctionClass, Danger, classify as classify_function};
 pub use names::Name;
 
@@ -93,6 +95,8 @@ pub struct Admitted {
     /// The canonical text that runs.
     pub text: String,
     pub placeholders: Placeholders,
+    /// DDL: once it has run, the gate's [`Catalog`] is out of date.
+    pub changes_schema: bool,
 }
 
 /// Where an admitted statement's parameters are.
@@ -124,6 +128,7 @@ enum Grants {
 pub struct Gate {
     syntax: Syntax,
     grants: Grants,
+    catalog: std::sync::Arc<Catalog>,
 }
 
 impl Gate {
@@ -151,7 +156,21 @@ impl Gate {
                 }
             }
         };
-        Ok(Gate { syntax, grants })
+        Ok(Gate {
+            syntax,
+            grants,
+            catalog: Default::default(),
+        })
+    }
+
+    /// PostgreSQL: the server's [`Catalog`], which decides whether a field
+    /// selection (`t.f`, `(expr).f`) is a column or a function call. A gate
+    /// without one (the default, empty) treats every field selection as a
+    /// column, so a gate for a real PostgreSQL connection must be given the
+    /// catalog read from it, and a new one after every schema change.
+    pub fn with_catalog(mut self, catalog: Catalog) -> Self {
+        self.catalog = std::sync::Arc::new(catalog);
+        self
     }
 
     /// The database this gate reads SQL for.
@@ -205,11 +224,12 @@ impl Gate {
     }
 
     fn analyse(&self, sql: &str) -> Result<Admitted, Reason> {
-        let (admitted, access) = match self.syntax.dialect {
+        let (mut admitted, access) = match self.syntax.dialect {
             Dialect::Postgres => postgres::analyse(sql, self.raw_sql(), |a| self.judge(a))?,
             Dialect::Mysql | Dialect::Sqlite => tokens::analyse(self.syntax, sql, self.raw_sql())?,
         };
         self.judge(&access)?;
+        admitted.changes_schema = access.ddl || access.checked.is_none();
         Ok(admitted)
     }
 
@@ -231,6 +251,9 @@ impl Gate {
         else {
             return Ok(());
         };
+        if !raw_sql {
+            self.judge_fields(&access.fields, functions)?;
+        }
         for function in &access.functions {
             match functions::classify(self.syntax.dialect, function) {
                 FunctionClass::Pure
@@ -272,6 +295,59 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// PostgreSQL: refuses a field selection that may call a function the
+    /// manifest does not let the statement call (see [`catalog`]): its name
+    /// is a function's, and it is not a column of the table it is
+    /// qualified by. Every item of the statement its qualifier can name
+    /// must be a table with that column, whichever the server picks.
+    fn judge_fields(
+        &self,
+        fields: &postgres::Fields,
+        declared: &HashSet<Name>,
+    ) -> Result<(), Reason> {
+        for (qualifier, field) in &fields.selections {
+            if !self.catalog.is_function(field) {
+                continue;
+            }
+            let function = Name::from_parts(Dialect::Postgres, [field]);
+            let callable = match functions::classify(Dialect::Postgres, &function) {
+                FunctionClass::Pure => true,
+                FunctionClass::Other => declared.contains(&function),
+                _ => false,
+            };
+            if callable {
+                continue;
+            }
+            let column = qualifier.as_deref().is_some_and(|qualifier| {
+                let Some(refname) = qualifier.last() else {
+                    return false;
+                };
+                let mut items = fields
+                    .from_items
+                    .iter()
+                    .filter(|(name, _)| name == refname)
+                    .peekable();
+                !fields.unnamed_items
+                    && items.peek().is_some()
+                    && items.all(|(_, table)| {
+                        table
+                            .as_ref()
+                            .is_some_and(|t| self.catalog.has_column(t.parts(), field))
+                    })
+            });
+            if !column {
+                let written = match qualifier {
+                    Some(q) => format!("{}.{field}", q.join(".")),
+                    None => format!("(…).{field}"),
+                };
+                return Err(Reason::FieldCall(written, function));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What one statement touches, as the gate read it.
 #[derive(Debug, Default)]
 pub(crate) struct Access {
@@ -284,6 +360,8 @@ pub(crate) struct Access {
     pub reads: BTreeSet<Name>,
     pub writes: BTreeSet<Name>,
     pub functions: BTreeSet<Name>,
+    /// PostgreSQL: field selections, which may be function calls.
+    pub(crate) fields: postgres::Fields,
     /// Raw SQL only: a word or literal of the statement names the ledger.
     pub mentions_ledger: bool,
 }
@@ -349,6 +427,9 @@ pub enum Reason {
     Dangerous(Name, Danger),
     /// A sequence function whose sequence is not a literal name.
     Sequence(Name),
+    /// PostgreSQL: a field selection (as written) that may call a function
+    /// the artifact may not call.
+    FieldCall(String, Name),
 }
 
 impl fmt::Display for Refusal {
@@ -416,6 +497,10 @@ impl fmt::Display for Refusal {
             Reason::Function(name) => write!(
                 f,
                 "statement `{s}` calls function {name}, which the artifact does not declare (add it to the manifest's functions and have the change reviewed)"
+            ),
+            Reason::FieldCall(field, function) => write!(
+                f,
+                "statement `{s}` is refused: `{field}` may call function {function} (PostgreSQL reads a field that is not a column of the table it names as a call of the function of that name); qualify a column by a table the statement names, rename the field with AS, or declare the function in the manifest"
             ),
             Reason::Dangerous(name, danger) => write!(
                 f,

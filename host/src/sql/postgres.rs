@@ -66,6 +66,7 @@ pub(super) fn analyse(
         Admitted {
             text,
             placeholders: Placeholders::Numbered(placeholders),
+            changes_schema: false,
         },
         access,
     ))
@@ -285,6 +286,7 @@ fn walk_statement(kind: &str, body: &Value) -> Result<Access, Reason> {
     access.writes = walk.writes;
     access.writes.extend(targets);
     access.functions = walk.functions;
+    access.fields = walk.fields;
     if access.checked.is_none() {
         access.reads.extend(std::mem::take(&mut access.writes));
     } else {
@@ -367,6 +369,7 @@ struct Walk {
     reads: std::collections::BTreeSet<Name>,
     writes: std::collections::BTreeSet<Name>,
     functions: std::collections::BTreeSet<Name>,
+    fields: Fields,
     select_into: bool,
     refusal: Option<Reason>,
 }
@@ -403,6 +406,10 @@ impl Walk {
         if o.contains_key("relname") && o.contains_key("relpersistence") {
             if let Some(name) = range_var(&Value::Object(o.clone())) {
                 let cte = name.len() == 1 && scope.0.iter().any(|c| *c == name.last());
+                let refname = alias(o).unwrap_or_else(|| name.last().to_owned());
+                self.fields
+                    .from_items
+                    .push((refname, (!cte).then(|| name.clone())));
                 if !cte {
                     if locked {
                         self.writes.insert(name);
@@ -417,6 +424,9 @@ impl Walk {
         if o.contains_key("funcname") && o.contains_key("funcformat") {
             self.function(o);
         }
+        // Field selections, which may be calls (see `catalog`), and the
+        // names they can be qualified by.
+        self.fields.note(o);
         // Two constructs PostgreSQL's parser accepts, its server rejects
         // when it runs them, and its deparser cannot write (an assertion
         // aborts a debug build; a release build drops them from the text):
@@ -504,6 +514,19 @@ impl Walk {
         // A DML statement's target is the real table, never a CTE.
         let dml = o.contains_key("with_clause") && o.contains_key("relation");
         if dml && let Some(target) = o.get("relation").and_then(range_var) {
+            let refname = o
+                .get("relation")
+                .and_then(Value::as_object)
+                .and_then(alias)
+                .unwrap_or_else(|| target.last().to_owned());
+            self.fields.from_items.push((refname, Some(target.clone())));
+            // INSERT … ON CONFLICT DO UPDATE reads the proposed row as
+            // `excluded`, a row of the target table.
+            if o.get("on_conflict_clause").is_some_and(|c| !c.is_null()) {
+                self.fields
+                    .from_items
+                    .push(("excluded".to_owned(), Some(target.clone())));
+            }
             self.writes.insert(target);
         }
         if o.get("into_clause").is_some_and(|i| !i.is_null()) {
@@ -571,6 +594,80 @@ impl Walk {
         }
         self.functions.insert(name);
     }
+}
+
+/// The field selections of a statement (`t.f`, `s.t.f`, `(expr).f`), each of
+/// which PostgreSQL reads as a call of a function `f` when `f` is not a
+/// column or field (see [`super::catalog`]), and the names of everything in
+/// the statement a qualifier can name.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Fields {
+    /// Each selection: its qualifier (`None` for `(expr).f`) and field.
+    pub selections: Vec<(Option<Vec<String>>, String)>,
+    /// Every FROM item (and DML target) by the name a qualifier uses for
+    /// it: its alias, or a table's name. `Some` for a table (not a CTE).
+    pub from_items: Vec<(String, Option<Name>)>,
+    /// A FROM item whose name the walk does not know (a function, XMLTABLE
+    /// or JSON_TABLE without an alias).
+    pub unnamed_items: bool,
+}
+
+impl Fields {
+    fn note(&mut self, node: &Map<String, Value>) {
+        if let Some(fields) = node
+            .get("ColumnRef")
+            .and_then(|c| c.get("fields"))
+            .and_then(Value::as_array)
+            && fields.len() >= 2
+            && let Some(parts) = strings(fields)
+            && let Some((field, qualifier)) = parts.split_last()
+        {
+            self.selections
+                .push((Some(qualifier.to_vec()), field.clone()));
+        }
+        if let Some(indirection) = node
+            .get("AIndirection")
+            .and_then(|i| i.get("indirection"))
+            .and_then(Value::as_array)
+        {
+            for item in indirection {
+                if let Some(field) = item
+                    .get("node")
+                    .and_then(|n| n.get("String"))
+                    .and_then(|s| s.get("sval"))
+                    .and_then(Value::as_str)
+                {
+                    self.selections.push((None, field.to_owned()));
+                }
+            }
+        }
+        for kind in ["RangeFunction", "RangeTableFunc", "JsonTable"] {
+            if let Some(item) = node.get(kind).and_then(Value::as_object) {
+                match alias(item) {
+                    Some(name) => self.from_items.push((name, None)),
+                    None => self.unnamed_items = true,
+                }
+            }
+        }
+        // Any other aliased item (a subquery, a join, VALUES…) is named by
+        // its alias and is not a table.
+        for (kind, item) in node {
+            if kind != "RangeVar"
+                && let Some(name) = item.as_object().and_then(alias)
+            {
+                self.from_items.push((name, None));
+            }
+        }
+    }
+}
+
+/// An item's alias (`AS name`), if it has one.
+fn alias(item: &Map<String, Value>) -> Option<String> {
+    item.get("alias")?
+        .get("aliasname")?
+        .as_str()
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
 }
 
 /// A string constant, possibly cast (`'s'::regclass`).

@@ -226,6 +226,7 @@ pub(super) fn analyse(
         Admitted {
             text,
             placeholders: Placeholders::Positional,
+            changes_schema: false,
         },
         access,
     ))
