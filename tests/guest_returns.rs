@@ -54,7 +54,13 @@ fn setup(kind: Kind, test: &str) -> Option<(TestDir, TestDb, String)> {
 }
 
 /// Runs the guest with `behaviour`, and `extra` arguments.
-fn run(dir: &TestDir, db: &TestDb, artifact: &str, behaviour: &str, extra: &[&str]) -> dmig_tests::Run {
+fn run(
+    dir: &TestDir,
+    db: &TestDb,
+    artifact: &str,
+    behaviour: &str,
+    extra: &[&str],
+) -> dmig_tests::Run {
     let arg = format!("behaviour={behaviour}");
     let mut args = vec!["run", artifact, "-D", db.url(), "--arg", &arg];
     args.extend_from_slice(extra);
@@ -67,8 +73,13 @@ fn run(dir: &TestDir, db: &TestDb, artifact: &str, behaviour: &str, extra: &[&st
 /// wrote as if it were the host's.
 #[track_caller]
 fn assert_no_forged_lines(text: &str) {
-    for bad in ['\r', '\u{1b}', '\0', '\u{2028}', '\u{2029}', '\u{202e}', '\u{9b}'] {
-        assert!(!text.contains(bad), "{bad:?} reached the terminal: {text:?}");
+    for bad in [
+        '\r', '\u{1b}', '\0', '\u{2028}', '\u{2029}', '\u{202e}', '\u{9b}',
+    ] {
+        assert!(
+            !text.contains(bad),
+            "{bad:?} reached the terminal: {text:?}"
+        );
     }
     for line in text.lines() {
         assert!(
@@ -146,7 +157,11 @@ fn issue_14_a_huge_error_is_stored_cut_with_a_marker(kind: Kind) {
     };
     let failed = run(&dir, &db, &artifact, "error-huge", &[]).expect_code(1);
     assert_eq!(failed.stderr.lines().count(), 1);
-    assert!(failed.stderr.len() < 10_000, "{} bytes", failed.stderr.len());
+    assert!(
+        failed.stderr.len() < 10_000,
+        "{} bytes",
+        failed.stderr.len()
+    );
     // MySQL's TEXT holds 65,535 bytes: the whole error used to fail the
     // ledger write there and leave the run `running`.
     let (status, error, ..) = the_run(&db);
@@ -177,11 +192,21 @@ fn issue_14_guest_logs_and_output_cannot_forge_lines(kind: Kind) {
         done.stderr
     );
     // Printed to stdout and stderr: both reach the log, escaped.
-    assert!(done.stderr.matches(r"\u{2028}forged").count() >= 3, "{}", done.stderr);
+    assert!(
+        done.stderr.matches(r"\u{2028}forged").count() >= 3,
+        "{}",
+        done.stderr
+    );
     assert_no_forged_lines(&done.stdout);
 
-    let json = run(&dir, &db, &artifact, "log-forge", &["--output", "json", "--force"])
-        .expect_code(0);
+    let json = run(
+        &dir,
+        &db,
+        &artifact,
+        "log-forge",
+        &["--output", "json", "--force"],
+    )
+    .expect_code(0);
     let log = json
         .stdout
         .lines()
@@ -229,7 +254,13 @@ fn issue_14_a_running_total_past_the_ledger_fails_the_step(kind: Kind) {
     assert_ledger_readable(&dir, &db);
 
     // A dry run adds up the same way, without a ledger write to catch it.
-    let dry = run(&dir, &db, &artifact, "processed-overflow", &["--dry-run", "--restart"]);
+    let dry = run(
+        &dir,
+        &db,
+        &artifact,
+        "processed-overflow",
+        &["--dry-run", "--restart"],
+    );
     dry.expect_code(1);
 }
 
@@ -242,7 +273,11 @@ fn issue_14_a_cursor_is_stored_whole_or_the_step_fails(kind: Kind) {
             return;
         };
         let failed = run(&dir, &db, &artifact, behaviour, &["--max-steps", "2"]).expect_code(1);
-        assert!(failed.stderr.contains(says), "{behaviour}: {}", failed.stderr);
+        assert!(
+            failed.stderr.contains(says),
+            "{behaviour}: {}",
+            failed.stderr
+        );
         assert_no_forged_lines(&failed.stderr);
         let (status, _, rows, cursor) = the_run(&db);
         assert_eq!((status.as_str(), rows, cursor), ("failed", 0, None));

@@ -141,21 +141,32 @@ fn issue_14_a_restarted_host_takes_its_lock_back(kind: Kind) {
         restarted.stdout
     );
     let mut db = test_db.open();
-    assert_eq!(db.scalar::<i64>("SELECT count(*) FROM counters WHERE n <> 1"), 0);
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM counters WHERE n <> 1"),
+        0
+    );
     let first: String = db.scalar("SELECT error FROM dmig_runs WHERE id = 1");
     assert!(
         first.contains(&format!("pid {pid} on {}", hostname())),
         "{first}"
     );
-    assert!(first.contains("stopped without recording an outcome"), "{first}");
+    assert!(
+        first.contains("stopped without recording an outcome"),
+        "{first}"
+    );
     assert_eq!(db.scalar::<i64>("SELECT count(*) FROM dmig_locks"), 0);
     if kind == Kind::Sqlite {
         assert!(
-            restarted.stderr.contains("took over the lock of a host that is gone"),
+            restarted
+                .stderr
+                .contains("took over the lock of a host that is gone"),
             "{}",
             restarted.stderr
         );
-        assert!(!alive_path.exists(), "the dead holder's liveness file is removed");
+        assert!(
+            !alive_path.exists(),
+            "the dead holder's liveness file is removed"
+        );
     }
 }
 
@@ -207,7 +218,9 @@ fn issue_14_a_lock_error_never_names_the_waiting_host(kind: Kind) {
     };
     let mut holder = test_db.open();
     holder.exec(match kind {
-        Kind::Postgres => "SELECT pg_advisory_lock(hashtextextended('counter', 0))",
+        Kind::Postgres => {
+            "SELECT pg_advisory_lock(hashtextextended('dmig:' || left(encode(sha256('counter'::bytea), 'hex'), 40), 0))"
+        }
         _ => "SELECT GET_LOCK(CONCAT('dmig:', LEFT(SHA2(CONCAT(DATABASE(), '/counter'), 256), 40)), 0)",
     });
     let (child, pid) = held_at_the_door(&dir, test_db.url());
@@ -221,7 +234,9 @@ fn issue_14_a_lock_error_never_names_the_waiting_host(kind: Kind) {
         blocked.stderr
     );
     assert!(
-        blocked.stderr.contains("locked by a run starting on an unknown host"),
+        blocked
+            .stderr
+            .contains("locked by a run starting on an unknown host"),
         "{}",
         blocked.stderr
     );

@@ -666,8 +666,9 @@ impl Instance {
                 })
             }
         };
-        let meta = result
-            .map_err(|e| GuestFailure::Trapped(text::one_line(&self.explain(&e), MAX_GUEST_ERROR)))?;
+        let meta = result.map_err(|e| {
+            GuestFailure::Trapped(text::one_line(&self.explain(&e), MAX_GUEST_ERROR))
+        })?;
         meta.check().map_err(GuestFailure::Returned)?;
         Ok(meta)
     }

@@ -283,7 +283,13 @@ mod tests {
         };
         assert!(earlier.is_dead(pid, None));
         // The same start time: this process, alive.
-        assert!(!Identity { id: "0".repeat(32), ..me.clone() }.is_dead(pid, None));
+        assert!(
+            !Identity {
+                id: "0".repeat(32),
+                ..me.clone()
+            }
+            .is_dead(pid, None)
+        );
         // Another PID namespace, no liveness file: cannot tell, alive.
         let elsewhere = Identity {
             pidns: me.pidns.map(|n| n + 1),
