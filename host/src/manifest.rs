@@ -126,9 +126,17 @@ impl Manifest {
                 self.name
             ));
         }
-        if self.description.len() > crate::sandbox::MAX_DESCRIPTION {
+        // One line (as the WIT says): `inspect` and `status` print it, and a
+        // line break in it could forge a line of their reports.
+        if self.description.len() > crate::sandbox::MAX_DESCRIPTION
+            || self
+                .description
+                .chars()
+                .any(crate::sandbox::text::is_unsafe)
+        {
             return rule(format!(
-                "description is {} bytes long; at most {} are allowed",
+                "description is {} bytes long or has control characters; it is one line of at \
+                 most {} bytes",
                 self.description.len(),
                 crate::sandbox::MAX_DESCRIPTION
             ));
@@ -326,6 +334,29 @@ mod tests {
                 .functions,
             ["slugify"]
         );
+    }
+
+    #[test]
+    fn describe_must_agree_in_every_field() {
+        let m = Manifest::parse(GOOD.as_bytes()).unwrap();
+        assert_eq!(m.check_described("n", "d", false), Ok(()));
+        let field = |r: Result<(), Disagreement>| r.unwrap_err().field;
+        assert_eq!(field(m.check_described("m", "d", false)), "name");
+        assert_eq!(field(m.check_described("n", "e", false)), "description");
+        assert_eq!(field(m.check_described("n", "d", true)), "reversible");
+        let shown = m.check_described("n", "d\nforged", false).unwrap_err();
+        assert_eq!(shown.described, r#""d\nforged""#);
+        // A description is one line, at most 4 KiB.
+        for bad in [
+            r#""d\nforged""#.to_owned(),
+            format!("\"{}\"", "x".repeat(5000)),
+        ] {
+            let json = GOOD.replace(r#""d""#, &bad);
+            assert!(
+                matches!(Manifest::parse(json.as_bytes()), Err(ManifestError::Rule(r)) if r.contains("description")),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

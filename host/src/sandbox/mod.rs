@@ -841,11 +841,10 @@ impl Instance {
 
 impl Metadata {
     /// Checks what `describe()` returned: a name of 1 to [`MAX_NAME`] bytes
-    /// and a description of at most [`MAX_DESCRIPTION`] bytes, neither with a
-    /// character [`text::is_unsafe`] finds (a manifest's description may
-    /// hold line breaks; the described one must then match it, see
-    /// [`crate::manifest::Manifest::check_described`], so only an artifact
-    /// without a manifest is held to one line).
+    /// and a description of at most [`MAX_DESCRIPTION`] bytes, each one line
+    /// (no character [`text::is_unsafe`] finds). A manifest is held to the
+    /// same rules, and `describe()` must then also agree with it (see
+    /// [`crate::manifest::Manifest::check_described`]).
     fn check(&self) -> Result<(), String> {
         let shown = |s: &str| text::one_line(s, 200);
         if self.name.trim().is_empty()
@@ -859,9 +858,12 @@ impl Metadata {
                 self.name.len()
             ));
         }
-        if self.description.len() > MAX_DESCRIPTION {
+        if self.description.len() > MAX_DESCRIPTION || self.description.chars().any(text::is_unsafe)
+        {
             return Err(format!(
-                "describe() returned a description of {} bytes; at most {MAX_DESCRIPTION} are allowed",
+                "describe() returned the description \"{}\" ({} bytes); a description is one \
+                 line of at most {MAX_DESCRIPTION} bytes",
+                shown(&self.description),
                 self.description.len()
             ));
         }
