@@ -525,7 +525,7 @@ fn undeclared_artifacts_are_refused_unless_allowed_and_pack_declares_them() {
     // pack adds a manifest; raw SQL is shown loudly.
     let manifest = dir.write(
         "manifest.json",
-        br#"{"format":1,"name":"legacy-v0-1-0","version":"1.0.0","description":"packed","reversible":true,"wit":"0.1.0","capabilities":{"reads":[],"writes":["legacy_log"],"ddl":false,"raw_sql":true}}"#,
+        br#"{"format":1,"name":"legacy-v0-1-0","version":"1.0.0","description":"Built against dmig:migration@0.1.0","reversible":true,"wit":"0.1.0","capabilities":{"reads":[],"writes":["legacy_log"],"ddl":false,"raw_sql":true}}"#,
     );
     let packed = dir.path().join("packed.wasm");
     dmig(

@@ -217,10 +217,13 @@ pub enum Error {
     /// The artifact has no manifest, so nothing limits what it touches.
     #[error("{} declares no manifest, so its tables and capabilities are unknown (rebuild it with the dmig-guest SDK, add one with dmig-host pack, or pass --allow-undeclared to run it unrestricted)", path.display())]
     Undeclared { path: PathBuf },
-    /// The guest describes itself differently from its manifest.
-    #[error("{} is inconsistent: its manifest names {manifest:?} but the guest calls itself {described:?} (rebuild it)", path.display())]
+    /// The guest describes itself differently from its manifest, in
+    /// `field` (`name`, `description` or `reversible`); the values are shown
+    /// as they read, strings quoted.
+    #[error("{} is inconsistent: its manifest's {field} is {manifest} but the guest's describe() returns {described} (rebuild it)", path.display())]
     ManifestMismatch {
         path: PathBuf,
+        field: &'static str,
         manifest: String,
         described: String,
     },

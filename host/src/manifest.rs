@@ -62,6 +62,18 @@ pub struct Capabilities {
     pub functions: Vec<String>,
 }
 
+/// A field in which `describe()` and the manifest differ (see
+/// [`Manifest::check_described`]); the values are shown on one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disagreement {
+    /// `name`, `description` or `reversible`.
+    pub field: &'static str,
+    /// The manifest's value.
+    pub manifest: String,
+    /// What `describe()` returned.
+    pub described: String,
+}
+
 /// Why an artifact's manifest cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -108,10 +120,25 @@ impl Manifest {
         if self.name.trim().is_empty() {
             return rule("has an empty name".into());
         }
-        if self.name.len() > 200 || self.name.chars().any(char::is_control) {
+        if self.name.len() > crate::sandbox::MAX_NAME || self.name.chars().any(char::is_control) {
             return rule(format!(
                 "name {:?} is too long or has control characters",
                 self.name
+            ));
+        }
+        // One line (as the WIT says): `inspect` and `status` print it, and a
+        // line break in it could forge a line of their reports.
+        if self.description.len() > crate::sandbox::MAX_DESCRIPTION
+            || self
+                .description
+                .chars()
+                .any(crate::sandbox::text::is_unsafe)
+        {
+            return rule(format!(
+                "description is {} bytes long or has control characters; it is one line of at \
+                 most {} bytes",
+                self.description.len(),
+                crate::sandbox::MAX_DESCRIPTION
             ));
         }
         for table in self
@@ -147,6 +174,49 @@ impl Manifest {
             return Err(ManifestError::Rule(
                 "declares functions, which needs format 2".into(),
             ));
+        }
+        Ok(())
+    }
+
+    /// Checks that what the guest's `describe()` returned agrees with this
+    /// manifest in every field `describe()` has: the name, the description
+    /// and whether it is reversible. (The version, the WIT version and the
+    /// capabilities exist only in the manifest; the host takes them from
+    /// there.)
+    ///
+    /// # Errors
+    ///
+    /// The first field that differs, with both values.
+    pub fn check_described(
+        &self,
+        name: &str,
+        description: &str,
+        reversible: bool,
+    ) -> Result<(), Disagreement> {
+        let differs = |field, manifest: String, described: String| {
+            Err(Disagreement {
+                field,
+                manifest,
+                described,
+            })
+        };
+        let quoted = |s: &str| format!("\"{}\"", crate::sandbox::text::one_line(s, 200));
+        if self.name != name {
+            return differs("name", quoted(&self.name), quoted(name));
+        }
+        if self.description != description {
+            return differs(
+                "description",
+                quoted(&self.description),
+                quoted(description),
+            );
+        }
+        if self.reversible != reversible {
+            return differs(
+                "reversible",
+                self.reversible.to_string(),
+                reversible.to_string(),
+            );
         }
         Ok(())
     }
@@ -264,6 +334,29 @@ mod tests {
                 .functions,
             ["slugify"]
         );
+    }
+
+    #[test]
+    fn describe_must_agree_in_every_field() {
+        let m = Manifest::parse(GOOD.as_bytes()).unwrap();
+        assert_eq!(m.check_described("n", "d", false), Ok(()));
+        let field = |r: Result<(), Disagreement>| r.unwrap_err().field;
+        assert_eq!(field(m.check_described("m", "d", false)), "name");
+        assert_eq!(field(m.check_described("n", "e", false)), "description");
+        assert_eq!(field(m.check_described("n", "d", true)), "reversible");
+        let shown = m.check_described("n", "d\nforged", false).unwrap_err();
+        assert_eq!(shown.described, r#""d\nforged""#);
+        // A description is one line, at most 4 KiB.
+        for bad in [
+            r#""d\nforged""#.to_owned(),
+            format!("\"{}\"", "x".repeat(5000)),
+        ] {
+            let json = GOOD.replace(r#""d""#, &bad);
+            assert!(
+                matches!(Manifest::parse(json.as_bytes()), Err(ManifestError::Rule(r)) if r.contains("description")),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

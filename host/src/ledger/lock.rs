@@ -8,8 +8,14 @@
 //!
 //! SQLite has no such lock, so there the row itself is the lock: a lease
 //! with an expiry the holder renews after every step. A holder that died
-//! releases it when the lease expires, or at once when the next host runs on
-//! the same machine and sees the holder's process gone.
+//! releases it when the lease expires, or at once when the next host can
+//! tell it is gone: the row records who holds it precisely enough (a random
+//! per-process id, the kernel's boot id, the PID namespace, the process's
+//! start time, and a liveness file the holder keeps locked) that a host
+//! restarted with the same host name and pid, in the same container or a new
+//! one, takes its lock back at once, while a live holder in another
+//! container with the same host name and pid is respected. See
+//! [`identity`] for what can and cannot be told apart.
 //!
 //! # Losing the lock
 //!
@@ -36,6 +42,10 @@
 //!   runner stops the run (the open step rolls back), within that interval.
 //!   The fence is what makes it safe; the watcher is what makes it prompt.
 
+mod identity;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +55,7 @@ use tokio::sync::{Mutex, watch};
 use super::{Cols, ledger_error, now};
 use crate::db::{Connection, Dialect, Value};
 use crate::error::{Error, FailureCause, Result};
+use identity::{AliveFile, Identity, this_process};
 
 /// How often the watcher checks that the lock connection is alive.
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(250);
@@ -80,6 +91,16 @@ pub struct Holder {
     pub run_id: Option<i64>,
     pub since: String,
     pub expires_at: String,
+    /// Who exactly, when the holder recorded it (see [`identity`]).
+    identity: Option<Identity>,
+}
+
+/// The tokens of the locks this process holds right now: a row naming this
+/// process with any other token is left over from an earlier lock of this
+/// process (whose release failed), not held.
+fn live_tokens() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
+    static LIVE: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A lock this process holds; renew it between steps, release it at the end.
@@ -91,6 +112,15 @@ pub struct Lock {
     /// The dedicated connection holding the server's advisory lock, watched
     /// (not on SQLite).
     advisory: Option<Advisory>,
+    /// On SQLite, the file this process keeps locked while it holds the
+    /// lease, so that other processes can tell it is alive.
+    _alive: Option<AliveFile>,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        live_tokens().remove(&self.token);
+    }
 }
 
 /// The server's advisory lock: its connection, its key, and the task that
@@ -203,17 +233,47 @@ fn expiry(ttl: Duration) -> String {
     expires.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Whether `holder` is certainly gone: its lease expired, or it ran on this
-/// machine and its process no longer exists.
-fn is_stale(holder: &Holder) -> bool {
+/// Whether `holder` (whose row has `token`) is certainly gone: its lease
+/// expired, or it is this process but no lock of this process has that
+/// token, or it ran on this host and its [`Identity`] says it died. `dir` is
+/// the SQLite database's directory, where liveness files live.
+fn is_stale(token: &str, holder: &Holder, dir: Option<&Path>) -> bool {
     let expired = DateTime::parse_from_rfc3339(&holder.expires_at)
         .map(|t| t < Utc::now())
         .unwrap_or(true);
-    let dead_here = holder.host == this_host()
-        && holder.pid != std::process::id()
-        && cfg!(target_os = "linux")
-        && !std::path::Path::new(&format!("/proc/{}", holder.pid)).exists();
-    expired || dead_here
+    expired || is_dead(token, holder, dir)
+}
+
+/// Whether the process `holder` names is certainly gone, lease aside.
+fn is_dead(token: &str, holder: &Holder, dir: Option<&Path>) -> bool {
+    match &holder.identity {
+        Some(identity) if identity.id == this_process().id => !live_tokens().contains(token),
+        _ if holder.host != this_host() => false,
+        Some(identity) => identity.is_dead(holder.pid, dir),
+        // Written by a dmig-host that recorded no identity: this process
+        // did not write it, so a row naming this pid is another, gone,
+        // process's; any other pid is checked in /proc.
+        None => {
+            cfg!(target_os = "linux")
+                && (holder.pid == std::process::id()
+                    || !Path::new(&format!("/proc/{}", holder.pid)).exists())
+        }
+    }
+}
+
+/// The directory of the SQLite database `conn` uses (`None` in memory).
+async fn database_dir(conn: &mut Connection) -> Option<(PathBuf, String)> {
+    let rows = conn
+        .query(
+            "SELECT file FROM pragma_database_list WHERE name = 'main'",
+            &[],
+        )
+        .await
+        .ok()?;
+    let file = rows.rows.first()?.first()?.as_str()?.to_owned();
+    let path = Path::new(&file);
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    Some((path.parent()?.to_path_buf(), name))
 }
 
 impl Lock {
@@ -233,7 +293,10 @@ impl Lock {
     ) -> Result<Lock> {
         let host = this_host();
         let pid = std::process::id();
-        let token = format!("{host}:{pid}:{}", now());
+        // Unique within this process too: two tasks may want one lock.
+        static ACQUIRES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = ACQUIRES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let token = format!("{host}:{pid}:{}:{n}", now());
         let give_up = tokio::time::Instant::now() + timeout;
         if let Some((take, _)) = advisory_sql(conn.dialect()) {
             return Self::acquire_advisory(
@@ -247,24 +310,37 @@ impl Lock {
             )
             .await;
         }
+        let database = database_dir(conn).await;
+        let dir = database.as_ref().map(|(dir, _)| dir.as_path());
+        // Locked before the row names it, unlocked after the row is gone, so
+        // no reader of the row finds it unlocked while this process lives.
+        let alive = database
+            .as_ref()
+            .and_then(|(dir, name)| AliveFile::create(dir, name));
+        let identity = this_process().with_alive(alive.as_ref()).render();
+        // Registered before the row is written, for the same reason.
+        live_tokens().insert(token.clone());
+        let lock = Lock {
+            migration: migration.to_owned(),
+            token: token.clone(),
+            ttl,
+            advisory: None,
+            _alive: alive,
+        };
         let mut last_holder = None;
         loop {
             // A live holder is seen with a plain read, which works while its
             // step holds the write lock; only a free or stale lease is written,
             // in one write transaction so two hosts cannot both take it.
             let attempt = match Self::holder(conn, migration).await? {
-                Some((_, holder)) if !is_stale(&holder) => Ok(Lease::Held(holder)),
-                _ => Self::lease_transaction(conn, migration, &token, ttl).await,
+                Some((old, holder)) if !is_stale(&old, &holder, dir) => Ok(Lease::Held(holder)),
+                _ => {
+                    let lease = (token.as_str(), identity.as_str(), dir);
+                    Self::lease_transaction(conn, migration, lease, ttl).await
+                }
             };
             match attempt {
-                Ok(Lease::Taken) => {
-                    return Ok(Lock {
-                        migration: migration.to_owned(),
-                        token,
-                        ttl,
-                        advisory: None,
-                    });
-                }
+                Ok(Lease::Taken) => return Ok(lock),
                 Ok(Lease::TakenOver(holder)) => {
                     tracing::warn!(
                         host = %holder.host, pid = holder.pid, run = holder.run_id,
@@ -276,12 +352,7 @@ impl Lock {
                         holder.pid, holder.host
                     );
                     super::abandon_running(conn, migration, &why).await?;
-                    return Ok(Lock {
-                        migration: migration.to_owned(),
-                        token,
-                        ttl,
-                        advisory: None,
-                    });
+                    return Ok(lock);
                 }
                 Ok(Lease::Held(holder)) => last_holder = Some(holder),
                 // Another host is writing the lease right now: look again.
@@ -295,17 +366,19 @@ impl Lock {
         }
     }
 
-    /// Takes a free or stale lease in one write transaction.
+    /// Takes a free or stale lease in one write transaction. `lease` is
+    /// this holder's token and rendered identity, and the database's
+    /// directory.
     async fn lease_transaction(
         conn: &mut Connection,
         migration: &str,
-        token: &str,
+        lease: (&str, &str, Option<&Path>),
         ttl: Duration,
     ) -> Result<Lease> {
         conn.begin()
             .await
             .map_err(|e| ledger_error("take the lock", e))?;
-        match Self::try_lease(conn, migration, token, ttl).await {
+        match Self::try_lease(conn, migration, lease, ttl).await {
             Ok(outcome) => {
                 conn.commit()
                     .await
@@ -323,24 +396,25 @@ impl Lock {
     async fn try_lease(
         conn: &mut Connection,
         migration: &str,
-        token: &str,
+        (token, identity, dir): (&str, &str, Option<&Path>),
         ttl: Duration,
     ) -> Result<Lease> {
         let host = this_host();
         let pid = i64::from(std::process::id());
         if let Some((old_token, holder)) = Self::holder(conn, migration).await? {
-            if !is_stale(&holder) {
+            if !is_stale(&old_token, &holder, dir) {
                 return Ok(Lease::Held(holder));
             }
             conn.execute(
                 "UPDATE dmig_locks SET holder = ?, run_id = NULL, host = ?, pid = ?, \
-                 acquired_at = ?, expires_at = ? WHERE migration = ? AND holder = ?",
+                 acquired_at = ?, expires_at = ?, instance = ? WHERE migration = ? AND holder = ?",
                 &[
                     token.into(),
                     host.as_str().into(),
                     pid.into(),
                     now().into(),
                     expiry(ttl).into(),
+                    identity.into(),
                     migration.into(),
                     old_token.into(),
                 ],
@@ -350,8 +424,8 @@ impl Lock {
             return Ok(Lease::TakenOver(holder));
         }
         conn.execute(
-            "INSERT INTO dmig_locks (migration, holder, host, pid, acquired_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO dmig_locks (migration, holder, host, pid, acquired_at, expires_at, instance) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
             &[
                 migration.into(),
                 token.into(),
@@ -359,6 +433,7 @@ impl Lock {
                 pid.into(),
                 now().into(),
                 expiry(ttl).into(),
+                identity.into(),
             ],
         )
         .await
@@ -402,7 +477,13 @@ impl Lock {
                 break;
             }
             if tokio::time::Instant::now() >= give_up {
-                let holder = Self::holder(conn, migration).await?.map(|(_, h)| h);
+                // The server knows the lock is held, not by whom: a row
+                // naming a process that is gone (one that died before the
+                // live holder wrote its own row) names nobody.
+                let holder = Self::holder(conn, migration)
+                    .await?
+                    .filter(|(token, holder)| !is_dead(token, holder, None))
+                    .map(|(_, h)| h);
                 return Err(locked(migration, holder, timeout));
             }
             wait_a_little(give_up).await;
@@ -424,8 +505,8 @@ impl Lock {
             )
             .await?;
             conn.execute(
-                "INSERT INTO dmig_locks (migration, holder, host, pid, acquired_at, expires_at) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO dmig_locks (migration, holder, host, pid, acquired_at, expires_at, instance) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
                 &[
                     migration.into(),
                     token.as_str().into(),
@@ -433,25 +514,31 @@ impl Lock {
                     i64::from(std::process::id()).into(),
                     now().into(),
                     expiry(ttl).into(),
+                    this_process().render().into(),
                 ],
             )
             .await
         };
-        record
-            .await
-            .map_err(|e| ledger_error("record the lock holder", e))?;
+        // Registered before the row names this process (see `is_dead`).
+        live_tokens().insert(token.clone());
+        if let Err(e) = record.await {
+            live_tokens().remove(&token);
+            return Err(ledger_error("record the lock holder", e));
+        }
         Ok(Lock {
             migration: migration.to_owned(),
             token,
             ttl,
             advisory: Some(Advisory::new(lock_conn, key)),
+            _alive: None,
         })
     }
 
     async fn holder(conn: &mut Connection, migration: &str) -> Result<Option<(String, Holder)>> {
         let rows = conn
             .query(
-                "SELECT holder, run_id, host, pid, acquired_at, expires_at FROM dmig_locks WHERE migration = ?",
+                "SELECT holder, run_id, host, pid, acquired_at, expires_at, instance \
+                 FROM dmig_locks WHERE migration = ?",
                 &[migration.into()],
             )
             .await
@@ -466,6 +553,7 @@ impl Lock {
             run_id: c.value("run_id").as_i64(),
             since: c.text("acquired_at")?,
             expires_at: c.text("expires_at")?,
+            identity: c.opt_text("instance")?.as_deref().and_then(Identity::parse),
         };
         Ok(Some((c.text("holder")?, holder)))
     }
@@ -606,14 +694,24 @@ async fn wait_a_little(give_up: tokio::time::Instant) {
     tokio::time::sleep(wait).await;
 }
 
+/// The error for a lock still held after `waited`. It never names the
+/// waiting host itself: a live holder with this host's name and pid is
+/// another process (in another container or PID namespace), and says so.
 fn locked(migration: &str, holder: Option<Holder>, waited: Duration) -> Error {
-    let holder = holder.unwrap_or(Holder {
+    let mut holder = holder.unwrap_or(Holder {
         host: "an unknown host".into(),
         pid: 0,
         run_id: None,
         since: "just now".into(),
         expires_at: String::new(),
+        identity: None,
     });
+    if holder.host == this_host() && holder.pid == std::process::id() {
+        holder.host = format!(
+            "{} in another container or PID namespace (another process with this host name and pid)",
+            holder.host
+        );
+    }
     Error::Locked {
         name: migration.to_owned(),
         run_id: holder.run_id,

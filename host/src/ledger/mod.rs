@@ -162,6 +162,16 @@ pub async fn ensure_schema(conn: &mut Connection) -> Result<()> {
             .await
             .map_err(|e| ledger_error("upgrade tables", e))?;
     }
+    // guestout (issue 14, item 7): the lock holder's identity.
+    if conn
+        .query("SELECT instance FROM dmig_locks WHERE 1 = 0", &[])
+        .await
+        .is_err()
+    {
+        conn.execute("ALTER TABLE dmig_locks ADD COLUMN instance TEXT", &[])
+            .await
+            .map_err(|e| ledger_error("upgrade tables", e))?;
+    }
     Ok(())
 }
 
@@ -358,19 +368,44 @@ pub async fn digest(conn: &mut Connection) -> Result<[u8; 32], crate::db::DbErro
 
 /// Records one finished step. Call inside the step's transaction, so the
 /// cursor commits or rolls back together with the step's writes.
+///
+/// # Errors
+///
+/// The database's error; or, when `processed` would take the run's
+/// `rows_processed` past `i64::MAX` (where SQLite would turn the counter
+/// into a float and PostgreSQL and MySQL refuse it), an error saying so,
+/// having written nothing.
 pub async fn checkpoint(
     conn: &mut Connection,
     run_id: i64,
     cursor: Option<&str>,
     processed: u64,
 ) -> Result<(), crate::db::DbError> {
-    conn.execute(
-        "UPDATE dmig_runs SET steps = steps + 1, rows_processed = rows_processed + ?, last_cursor = ? \
-         WHERE id = ?",
-        &[processed.into(), cursor.into(), run_id.into()],
-    )
-    .await
-    .map(drop)
+    let too_many = || crate::db::DbError {
+        code: None,
+        message: format!(
+            "the step reported {processed} rows, which takes the run's row count past {} \
+             (the ledger's limit); the step was rolled back",
+            i64::MAX
+        ),
+    };
+    let processed = i64::try_from(processed).map_err(|_| too_many())?;
+    let updated = conn
+        .execute(
+            "UPDATE dmig_runs SET steps = steps + 1, rows_processed = rows_processed + ?, \
+             last_cursor = ? WHERE id = ? AND rows_processed <= ?",
+            &[
+                processed.into(),
+                cursor.into(),
+                run_id.into(),
+                (i64::MAX - processed).into(),
+            ],
+        )
+        .await?;
+    if updated == 0 {
+        return Err(too_many());
+    }
+    Ok(())
 }
 
 /// Marks the run succeeded and the migration applied (or reverted). Call
@@ -411,16 +446,25 @@ pub async fn finish(
     .map(drop)
 }
 
+/// Longest error text the ledger stores, in bytes. Longer is cut with the
+/// marker `… [truncated N bytes]`, the same on every database (MySQL's
+/// `TEXT` holds 65,535 bytes, and a write it refused would leave the run
+/// `running`).
+pub const MAX_ERROR: usize = 16 * 1024;
+
 /// Records a failed run in its own transaction. Call after the failed step
-/// was rolled back.
+/// was rolled back. `error` is stored on one line (control characters
+/// escaped: PostgreSQL refuses NUL, and the text is shown to operators), cut
+/// to [`MAX_ERROR`] bytes.
 pub async fn fail(conn: &mut Connection, run_id: i64, migration: &str, error: &str) -> Result<()> {
+    let error = crate::sandbox::text::one_line(error, MAX_ERROR);
     end_run(
         conn,
         run_id,
         migration,
         RunStatus::Failed,
         MigrationState::Failed,
-        Some(error),
+        Some(&error),
     )
     .await
 }

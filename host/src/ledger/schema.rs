@@ -72,7 +72,11 @@ pub(super) fn ddl(dialect: Dialect) -> Vec<String> {
                 host TEXT NOT NULL,
                 pid {big} NOT NULL,
                 acquired_at TEXT NOT NULL,
-                expires_at TEXT NOT NULL
+                expires_at TEXT NOT NULL,
+                -- guestout (issue 14, item 7): who exactly holds the lock,
+                -- see ledger/lock/identity.rs; added to older ledgers by
+                -- ensure_schema.
+                instance TEXT
             )"
         ),
     ];

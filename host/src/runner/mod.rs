@@ -246,12 +246,13 @@ impl Runner {
                 },
             })?;
         if let Some(manifest) = artifact.manifest()
-            && (manifest.name != meta.name || manifest.reversible != meta.reversible)
+            && let Err(d) = manifest.check_described(&meta.name, &meta.description, meta.reversible)
         {
             return Err(Error::ManifestMismatch {
                 path: artifact.path().to_path_buf(),
-                manifest: format!("{} (reversible: {})", manifest.name, manifest.reversible),
-                described: format!("{} (reversible: {})", meta.name, meta.reversible),
+                field: d.field,
+                manifest: d.manifest,
+                described: d.described,
             });
         }
         if direction == Direction::Down && !meta.reversible {

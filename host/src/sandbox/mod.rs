@@ -13,6 +13,7 @@ mod db_host;
 mod output;
 mod run_host;
 mod state;
+pub mod text;
 mod trap;
 
 use std::collections::HashMap;
@@ -39,6 +40,25 @@ use state::Limiter;
 
 /// How often the epoch advances; the granularity of the step timeout.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Longest text of a guest failure (a returned error, a trap's explanation
+/// with its panic message, a refusal quoting the statement), in bytes after
+/// escaping; the rest is cut with a marker (see [`text::one_line`]).
+pub const MAX_GUEST_ERROR: usize = 8 * 1024;
+
+/// Longest cursor a step may return, in bytes. Longer fails the step: a
+/// cursor is stored whole or not at all, since the next step resumes from it.
+pub const MAX_CURSOR: usize = 16 * 1024;
+
+/// Longest migration name `describe()` may return, in bytes (the ledger's
+/// key column holds 255 characters on MySQL).
+pub const MAX_NAME: usize = 200;
+
+/// Longest description `describe()` may return, in bytes.
+pub const MAX_DESCRIPTION: usize = 4 * 1024;
+
+/// The most rows one run can count: the ledger's counters are signed 64-bit.
+pub const MAX_ROWS: u64 = i64::MAX as u64;
 
 /// Configures a [`Sandbox`]. Every resource has a finite default.
 #[derive(Debug, Clone)]
@@ -464,6 +484,7 @@ impl Sandbox {
             store,
             bindings: None,
             config: self.config.clone(),
+            processed: 0,
         };
         instance.arm()?;
         let bindings = match &loaded.pre {
@@ -608,6 +629,8 @@ pub struct Instance {
     store: Store<HostState>,
     bindings: Option<Bindings>,
     config: SandboxBuilder,
+    /// Rows the steps of this instance reported so far (one run's total).
+    processed: u64,
 }
 
 impl Instance {
@@ -652,7 +675,11 @@ impl Instance {
                 })
             }
         };
-        result.map_err(|e| GuestFailure::Trapped(self.explain(&e)))
+        let meta = result.map_err(|e| {
+            GuestFailure::Trapped(text::one_line(&self.explain(&e), MAX_GUEST_ERROR))
+        })?;
+        meta.check().map_err(GuestFailure::Returned)?;
+        Ok(meta)
     }
 
     /// What the guest reported (logs, total) since the last call.
@@ -674,7 +701,38 @@ impl Instance {
     }
 
     /// Runs one step. The caller owns the transaction around it.
+    ///
+    /// What the guest returns is checked before anyone uses it: a cursor of
+    /// more than [`MAX_CURSOR`] bytes or with a character [`text::is_unsafe`]
+    /// finds, or a `processed` count that would take this instance's total
+    /// past [`MAX_ROWS`], fails the step ([`GuestFailure::Returned`], naming
+    /// the problem), as if the guest had returned that error.
     pub async fn step(
+        &mut self,
+        direction: Direction,
+        cursor: Option<&str>,
+    ) -> Result<Step, GuestFailure> {
+        let step = self.call_step(direction, cursor).await?;
+        let total = self
+            .processed
+            .checked_add(step.processed)
+            .filter(|total| *total <= MAX_ROWS);
+        let Some(total) = total else {
+            return Err(GuestFailure::Returned(format!(
+                "the step returned processed = {}, which takes the run's row count past {MAX_ROWS}, \
+                 the most the ledger counts (after {} rows so far); return the number of rows \
+                 this step processed",
+                step.processed, self.processed
+            )));
+        };
+        if let Some(cursor) = &step.cursor {
+            step_cursor_ok(cursor).map_err(GuestFailure::Returned)?;
+        }
+        self.processed = total;
+        Ok(step)
+    }
+
+    async fn call_step(
         &mut self,
         direction: Direction,
         cursor: Option<&str>,
@@ -734,12 +792,17 @@ impl Instance {
         self.store.data_mut().step_deadline = None;
         // `explain` reads the panic message from stderr, so it runs before
         // the output is drained into the log.
+        // Every text here may carry what the guest chose (its error, its
+        // panic message, its SQL): one line, bounded.
+        let guest_text = |text: &str| text::one_line(text, MAX_GUEST_ERROR);
         let result = match result {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(message)) => Err(GuestFailure::Returned(message)),
+            Ok(Err(message)) => Err(GuestFailure::Returned(guest_text(&message))),
             Err(trap) => match trap.downcast_ref::<HostTrap>() {
-                Some(HostTrap::Refused(refusal)) => Err(GuestFailure::Refused(refusal.to_string())),
-                _ => Err(GuestFailure::Trapped(self.explain(&trap))),
+                Some(HostTrap::Refused(refusal)) => {
+                    Err(GuestFailure::Refused(guest_text(&refusal.to_string())))
+                }
+                _ => Err(GuestFailure::Trapped(guest_text(&self.explain(&trap)))),
             },
         };
         self.log_output();
@@ -773,8 +836,9 @@ impl Instance {
             ("stdout", &self.store.data().stdout),
             ("stderr", &self.store.data().stderr),
         ] {
-            let (text, dropped) = capture.take();
-            for line in text.lines() {
+            let (printed, dropped) = capture.take();
+            for line in printed.lines() {
+                let line = text::one_line(line, run_host::MAX_LOG_MESSAGE);
                 tracing::info!(target: "dmig::guest", stream, "{line}");
             }
             if dropped > 0 {
@@ -787,6 +851,57 @@ impl Instance {
         let stderr = self.store.data().stderr.contents();
         trap::explain(error, &stderr, &self.config)
     }
+}
+
+impl Metadata {
+    /// Checks what `describe()` returned: a name of 1 to [`MAX_NAME`] bytes
+    /// and a description of at most [`MAX_DESCRIPTION`] bytes, each one line
+    /// (no character [`text::is_unsafe`] finds). A manifest is held to the
+    /// same rules, and `describe()` must then also agree with it (see
+    /// [`crate::manifest::Manifest::check_described`]).
+    fn check(&self) -> Result<(), String> {
+        let shown = |s: &str| text::one_line(s, 200);
+        if self.name.trim().is_empty()
+            || self.name.len() > MAX_NAME
+            || self.name.chars().any(text::is_unsafe)
+        {
+            return Err(format!(
+                "describe() returned the name \"{}\" ({} bytes); a migration name is 1 to \
+                 {MAX_NAME} bytes without control characters",
+                shown(&self.name),
+                self.name.len()
+            ));
+        }
+        if self.description.len() > MAX_DESCRIPTION || self.description.chars().any(text::is_unsafe)
+        {
+            return Err(format!(
+                "describe() returned the description \"{}\" ({} bytes); a description is one \
+                 line of at most {MAX_DESCRIPTION} bytes",
+                shown(&self.description),
+                self.description.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a cursor a step returned (see [`Instance::step`]).
+fn step_cursor_ok(cursor: &str) -> Result<(), String> {
+    if cursor.len() > MAX_CURSOR {
+        return Err(format!(
+            "the step returned a cursor of {} bytes; a cursor is at most {MAX_CURSOR} bytes \
+             (keep only what the next step needs to resume, such as the last key)",
+            cursor.len()
+        ));
+    }
+    if let Some((at, c)) = cursor.char_indices().find(|(_, c)| text::is_unsafe(*c)) {
+        return Err(format!(
+            "the step returned a cursor with the control character {} at byte {at}; a cursor is \
+             stored and shown as one line of text (encode binary keys, e.g. as hex or JSON)",
+            c.escape_unicode()
+        ));
+    }
+    Ok(())
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] on a background thread,

@@ -2,10 +2,12 @@
 //! operator, and what the operator tells the guest.
 
 use super::state::{HostState, Report};
+use super::text;
 use crate::bindings::latest::dmig::migration::{args, log, progress};
 
-/// Longest log message kept; the rest is cut, marked with an ellipsis.
-const MAX_LOG_MESSAGE: usize = 4096;
+/// Longest log message (or line of printed output) kept, in bytes after
+/// escaping; the rest is cut with a marker (see [`text::one_line`]).
+pub const MAX_LOG_MESSAGE: usize = 4096;
 /// Most log messages kept per step; the rest are counted and dropped.
 const MAX_LOGS_PER_STEP: usize = 1000;
 
@@ -15,15 +17,8 @@ impl log::Host for HostState {
             self.report.dropped_logs += 1;
             return Ok(());
         }
-        let mut message = message;
-        if message.len() > MAX_LOG_MESSAGE {
-            let mut cut = MAX_LOG_MESSAGE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push('…');
-        }
+        // One line on the operator's terminal, whatever the guest sent.
+        let message = text::one_line(&message, MAX_LOG_MESSAGE);
         let level = match level {
             log::Level::Trace => tracing::Level::TRACE,
             log::Level::Debug => tracing::Level::DEBUG,
