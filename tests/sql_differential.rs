@@ -161,7 +161,11 @@ fn corpus() -> Vec<Case> {
         case("SELECT id FROM users WHERE id = ANY (ARRAY[1, 2])", Runs, Any),
         case("SELECT 1 OPERATOR(pg_catalog.+) 2, 1::numeric(10, 2)", Runs, Any),
         case("SELECT users::text FROM users", Runs, Any),
-        case("SELECT (users).name FROM users", Runs, Any),
+        // `(x).f` is a call of f(x) when x has no field f, and `x` may be a
+        // column as well as the row: refused when f is also a function
+        // (`name` is), admitted otherwise.
+        case("SELECT (users).name FROM users", Refused, Any),
+        case("SELECT (users).id FROM users", Runs, Any),
         case("SELECT count(*) FILTER (WHERE id > 1) FROM users", Runs, Any),
         case("SELECT row_number() OVER (ORDER BY id) FROM users", Runs, Any),
         case("SELECT id FROM users ORDER BY id FETCH FIRST 1 ROW ONLY", Runs, Any),

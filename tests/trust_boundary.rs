@@ -478,6 +478,9 @@ cases! {
     /// of the function step(users).
     functional_notation_named_like_another_tables_column: [postgres] =>
         q("SELECT u.step FROM users u JOIN notes n ON true");
+    /// An alias's column list renames `step`: on `x` it is a call.
+    functional_notation_through_an_alias_column_list: [postgres] =>
+        q("SELECT x.step::text FROM notes AS x(a)");
     functional_notation_on_a_subquery: [postgres] =>
         q("SELECT (s.u).secret_of FROM (SELECT u FROM users u) s");
     do_block_runs_code: [postgres] => q("DO $$BEGIN PERFORM pg_sleep(0); END$$").exec();
@@ -826,6 +829,9 @@ cases! {
     control_json_mysql: [mysql] =>
         q("SELECT JSON_OBJECT('id', id, 'name', name), JSON_EXTRACT('{\"a\": 1}', '$.a') FROM users").runs();
     /// `name` is also a function (name(text)): a column all the same.
+    /// `step` is a function and a column of notes: a column.
+    control_column_named_like_a_function_postgres: [postgres] =>
+        q("SELECT n.step, s.step FROM notes n, (SELECT step FROM notes) s").runs();
     control_qualified_columns_postgres: [postgres] =>
         q("SELECT u.id, u.name, users.name FROM users u, users").runs();
     control_cast_postgres: [postgres] => q("SELECT id::text, now()::date::text FROM users").runs();
@@ -1063,6 +1069,8 @@ fn setup(db: &mut Db, kind: Kind) {
                    CREATE FUNCTION secret_of(users) RETURNS text LANGUAGE sql
                        AS 'SELECT s FROM secrets LIMIT 1';
                    CREATE FUNCTION step(users) RETURNS text LANGUAGE sql
+                       AS 'SELECT s FROM secrets LIMIT 1';
+                   CREATE FUNCTION step(notes) RETURNS text LANGUAGE sql
                        AS 'SELECT s FROM secrets LIMIT 1'"#
             ));
         }

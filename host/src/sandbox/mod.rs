@@ -439,19 +439,14 @@ impl Sandbox {
         }
         let mut table = ResourceTable::new();
         table.set_max_capacity(self.config.max_resources);
-        let mut conn = conn;
-        let catalog = conn.gate_catalog().await.map_err(|e| {
-            Error::Sandbox(format!(
-                "cannot read the database catalog the SQL gate needs: {e}"
-            ))
-        })?;
-        let gate = crate::sql::Gate::new(conn.syntax(), loaded.capabilities.as_ref())
-            .map_err(|e| {
+        // PostgreSQL's catalog is read before the first statement (inside
+        // the first step, so after the run's lock is taken).
+        let gate =
+            crate::sql::Gate::new(conn.syntax(), loaded.capabilities.as_ref()).map_err(|e| {
                 Error::Sandbox(format!(
                     "the manifest declares a name that does not parse: {e}"
                 ))
-            })?
-            .with_catalog(catalog);
+            })?;
         let state = HostState {
             wasi: wasi.build(),
             table,
@@ -474,7 +469,7 @@ impl Sandbox {
             admitted: Default::default(),
             gate,
             schema_changed: false,
-            catalog_stale: false,
+            catalog_stale: true,
         };
         let mut store = Store::new(&self.engine, state);
         if self.config.enforce_limits {

@@ -192,9 +192,14 @@ mod tests {
             "SELECT u.full_name FROM users u JOIN notes n ON true",
             // Two items named `x`: one of them lacks the column.
             "SELECT (SELECT x.full_name FROM notes x) FROM users x",
-            // A subquery's or a function's columns are not known.
-            "SELECT s.width FROM (SELECT width FROM users) s",
+            // A function's columns are not known.
             "SELECT g.width FROM generate_series(1, 2) g",
+            // An alias's column list renames the table's columns.
+            "SELECT x.width FROM users AS x(a, b)",
+            // A join's USING alias, and a decoy of the same name.
+            "SELECT j.width FROM users JOIN notes USING (id) AS j WHERE NOT EXISTS (SELECT 1 FROM users j)",
+            // A subquery whose output is renamed.
+            "SELECT s.width FROM (SELECT width FROM users) AS s(w)",
             "SELECT generate_series.width FROM generate_series(1, 2)",
             "INSERT INTO notes (full_name) SELECT 'a' ON CONFLICT (id) DO UPDATE SET full_name = excluded.record_send",
             "UPDATE notes n SET full_name = 'x' WHERE (n).record_send IS NULL",
@@ -208,10 +213,40 @@ mod tests {
             "SELECT n.full_name FROM notes n",
             "SELECT u.lower FROM users u",
             "SELECT s.email FROM (SELECT email FROM users) s",
+            "SELECT s.width FROM (SELECT width FROM users) s",
+            "SELECT s.width FROM (SELECT u.id AS width FROM users u) s",
+            "WITH latest AS (SELECT id, width FROM users) SELECT l.width FROM latest l",
+            "WITH latest (width) AS (SELECT id FROM users) SELECT l.width FROM latest l",
+            "SELECT v.width FROM (VALUES (1, 2)) AS v(id, width)",
+            "SELECT x.width FROM jsonb_to_recordset('[]') AS x(id int, width int)",
+            "UPDATE notes n SET full_name = 'x' WHERE n.full_name = 'y'",
+            "SELECT x.a FROM users AS x(a, b)",
             "INSERT INTO notes (full_name) SELECT 'a' ON CONFLICT (id) DO UPDATE SET full_name = excluded.full_name",
         ] {
             assert!(g.admit(sql).is_ok(), "{sql}: {:?}", g.admit(sql));
         }
+        // In DDL the statement may change the table it names.
+        let mut ddl = gate(&[]);
+        ddl = {
+            let capabilities = crate::manifest::Capabilities {
+                reads: vec!["users".into()],
+                writes: vec!["notes".into()],
+                ddl: true,
+                raw_sql: false,
+                functions: vec![],
+            };
+            crate::sql::Gate::new(
+                crate::sql::Syntax::of(crate::sql::Dialect::Postgres),
+                Some(&capabilities),
+            )
+            .unwrap()
+            .with_catalog((*ddl.catalog).clone())
+        };
+        assert!(refused(
+            &ddl,
+            "ALTER TABLE notes DROP COLUMN full_name, ADD CONSTRAINT c CHECK (notes.full_name IS NOT NULL)"
+        ));
+        assert!(ddl.admit("ALTER TABLE notes ADD COLUMN body text").is_ok());
         // Declared, the function may be called either way.
         let g = gate(&["record_send"]);
         assert!(g.admit("SELECT u.record_send FROM users u").is_ok());

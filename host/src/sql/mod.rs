@@ -229,7 +229,16 @@ impl Gate {
             Dialect::Mysql | Dialect::Sqlite => tokens::analyse(self.syntax, sql, self.raw_sql())?,
         };
         self.judge(&access)?;
-        admitted.changes_schema = access.ddl || access.checked.is_none();
+        // A declared function or a procedure may change the schema too.
+        admitted.changes_schema = access.ddl
+            || access.checked.is_none()
+            || access.kind.eq_ignore_ascii_case("call")
+            || access.functions.iter().any(|f| {
+                matches!(
+                    functions::classify(self.syntax.dialect, f),
+                    FunctionClass::Other | FunctionClass::Dangerous(_)
+                )
+            });
         Ok(admitted)
     }
 
@@ -252,7 +261,7 @@ impl Gate {
             return Ok(());
         };
         if !raw_sql {
-            self.judge_fields(&access.fields, functions)?;
+            self.judge_fields(&access.fields, access.ddl, functions)?;
         }
         for function in &access.functions {
             match functions::classify(self.syntax.dialect, function) {
@@ -304,6 +313,7 @@ impl Gate {
     fn judge_fields(
         &self,
         fields: &postgres::Fields,
+        ddl: bool,
         declared: &HashSet<Name>,
     ) -> Result<(), Reason> {
         for (qualifier, field) in &fields.selections {
@@ -319,23 +329,29 @@ impl Gate {
             if callable {
                 continue;
             }
-            let column = qualifier.as_deref().is_some_and(|qualifier| {
-                let Some(refname) = qualifier.last() else {
-                    return false;
-                };
-                let mut items = fields
-                    .from_items
-                    .iter()
-                    .filter(|(name, _)| name == refname)
-                    .peekable();
-                !fields.unnamed_items
-                    && items.peek().is_some()
-                    && items.all(|(_, table)| {
-                        table
-                            .as_ref()
-                            .is_some_and(|t| self.catalog.has_column(t.parts(), field))
-                    })
-            });
+            // In DDL the statement may change the very table it names
+            // (`ALTER TABLE t DROP COLUMN f, ADD CHECK (t.f …)`), which the
+            // catalog describes as it was.
+            let column = !ddl
+                && qualifier.as_deref().is_some_and(|qualifier| {
+                    let Some(refname) = qualifier.last() else {
+                        return false;
+                    };
+                    let mut items = fields
+                        .from_items
+                        .iter()
+                        .filter(|(name, _)| name == refname)
+                        .peekable();
+                    !fields.unnamed_items
+                        && items.peek().is_some()
+                        && items.all(|(_, binding)| {
+                            binding.columns.iter().any(|c| c == field)
+                                || binding
+                                    .table
+                                    .as_ref()
+                                    .is_some_and(|t| self.catalog.has_column(t.parts(), field))
+                        })
+                });
             if !column {
                 let written = match qualifier {
                     Some(q) => format!("{}.{field}", q.join(".")),

@@ -407,9 +407,20 @@ impl Walk {
             if let Some(name) = range_var(&Value::Object(o.clone())) {
                 let cte = name.len() == 1 && scope.0.iter().any(|c| *c == name.last());
                 let refname = alias(o).unwrap_or_else(|| name.last().to_owned());
-                self.fields
-                    .from_items
-                    .push((refname, (!cte).then(|| name.clone())));
+                let binding = match alias_columns(o) {
+                    // An alias's column list renames the first columns.
+                    Some(columns) => Binding::columns(columns),
+                    None if cte => Binding::columns(
+                        self.fields
+                            .cte_columns
+                            .get(name.last())
+                            .cloned()
+                            .flatten()
+                            .unwrap_or_default(),
+                    ),
+                    None => Binding::table(name.clone()),
+                };
+                self.fields.from_items.push((refname, binding));
                 if !cte {
                     if locked {
                         self.writes.insert(name);
@@ -498,6 +509,28 @@ impl Walk {
                 })
                 .collect();
             let names: Vec<&str> = ctes.iter().map(|(n, _)| *n).collect();
+            for c in with
+                .get("ctes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.get("node")?.get("CommonTableExpr"))
+            {
+                let name = c.get("ctename").and_then(Value::as_str).unwrap_or("");
+                let renamed = c
+                    .get("aliascolnames")
+                    .and_then(Value::as_array)
+                    .filter(|a| !a.is_empty())
+                    .and_then(|a| strings(a));
+                let columns = renamed.or_else(|| c.get("ctequery").and_then(output_names));
+                // The same name defined twice: its columns are not known.
+                let known = if self.fields.cte_columns.contains_key(name) {
+                    None
+                } else {
+                    columns
+                };
+                self.fields.cte_columns.insert(name.to_owned(), known);
+            }
             for (i, (_, query)) in ctes.iter().enumerate() {
                 let mut visible = scope.clone();
                 visible.0.extend(
@@ -519,13 +552,15 @@ impl Walk {
                 .and_then(Value::as_object)
                 .and_then(alias)
                 .unwrap_or_else(|| target.last().to_owned());
-            self.fields.from_items.push((refname, Some(target.clone())));
+            self.fields
+                .from_items
+                .push((refname, Binding::table(target.clone())));
             // INSERT … ON CONFLICT DO UPDATE reads the proposed row as
             // `excluded`, a row of the target table.
             if o.get("on_conflict_clause").is_some_and(|c| !c.is_null()) {
                 self.fields
                     .from_items
-                    .push(("excluded".to_owned(), Some(target.clone())));
+                    .push(("excluded".to_owned(), Binding::table(target.clone())));
             }
             self.writes.insert(target);
         }
@@ -605,11 +640,40 @@ pub(crate) struct Fields {
     /// Each selection: its qualifier (`None` for `(expr).f`) and field.
     pub selections: Vec<(Option<Vec<String>>, String)>,
     /// Every FROM item (and DML target) by the name a qualifier uses for
-    /// it: its alias, or a table's name. `Some` for a table (not a CTE).
-    pub from_items: Vec<(String, Option<Name>)>,
+    /// it (its alias, or a table's name), wherever it stands in the
+    /// statement.
+    pub from_items: Vec<(String, Binding)>,
     /// A FROM item whose name the walk does not know (a function, XMLTABLE
     /// or JSON_TABLE without an alias).
     pub unnamed_items: bool,
+    /// Each CTE's output column names, where they are known.
+    cte_columns: std::collections::HashMap<String, Option<Vec<String>>>,
+}
+
+/// What a FROM item's columns are known to be.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Binding {
+    /// A table (not a CTE) whose columns the catalog knows.
+    pub table: Option<Name>,
+    /// Column names the item certainly has: an alias's column list, a
+    /// column definition list, a subquery's or CTE's named outputs.
+    pub columns: Vec<String>,
+}
+
+impl Binding {
+    fn table(name: Name) -> Self {
+        Binding {
+            table: Some(name),
+            columns: Vec::new(),
+        }
+    }
+
+    fn columns(columns: Vec<String>) -> Self {
+        Binding {
+            table: None,
+            columns,
+        }
+    }
 }
 
 impl Fields {
@@ -641,24 +705,111 @@ impl Fields {
                 }
             }
         }
-        for kind in ["RangeFunction", "RangeTableFunc", "JsonTable"] {
-            if let Some(item) = node.get(kind).and_then(Value::as_object) {
-                match alias(item) {
-                    Some(name) => self.from_items.push((name, None)),
-                    None => self.unnamed_items = true,
-                }
-            }
-        }
-        // Any other aliased item (a subquery, a join, VALUES…) is named by
-        // its alias and is not a table.
         for (kind, item) in node {
-            if kind != "RangeVar"
-                && let Some(name) = item.as_object().and_then(alias)
+            let Some(item) = item.as_object() else {
+                continue;
+            };
+            // A table is bound where the walk reads it as a table.
+            if item.contains_key("relname") && item.contains_key("relpersistence") {
+                continue;
+            }
+            let mut columns = alias_columns(item);
+            match kind.as_str() {
+                "RangeSubselect" if columns.is_none() => {
+                    columns = item.get("subquery").and_then(output_names);
+                }
+                "RangeFunction" if columns.is_none() => {
+                    columns = column_definitions(item);
+                }
+                _ => {}
+            }
+            let binding = Binding::columns(columns.unwrap_or_default());
+            match alias(item) {
+                Some(name) => self.from_items.push((name, binding)),
+                None if matches!(
+                    kind.as_str(),
+                    "RangeFunction" | "RangeTableFunc" | "JsonTable"
+                ) =>
+                {
+                    self.unnamed_items = true;
+                }
+                None => {}
+            }
+            // `JOIN … USING (…) AS j` names the join's USING columns.
+            if let Some(name) = item
+                .get("join_using_alias")
+                .and_then(|a| a.get("aliasname"))
+                .and_then(Value::as_str)
             {
-                self.from_items.push((name, None));
+                self.from_items.push((name.to_owned(), Binding::default()));
             }
         }
     }
+}
+
+/// An alias's column list (`AS x(a, b)`), if it has one.
+fn alias_columns(item: &Map<String, Value>) -> Option<Vec<String>> {
+    item.get("alias")?
+        .get("colnames")?
+        .as_array()
+        .filter(|c| !c.is_empty())
+        .and_then(|c| strings(c))
+}
+
+/// A function's column definition list (`AS x(id int, name text)`).
+fn column_definitions(item: &Map<String, Value>) -> Option<Vec<String>> {
+    let definitions = item
+        .get("coldeflist")
+        .and_then(Value::as_array)
+        .filter(|c| !c.is_empty())?;
+    definitions
+        .iter()
+        .map(|d| {
+            d.get("node")?
+                .get("ColumnDef")?
+                .get("colname")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// The output column names of a query (a `node` holding a SelectStmt)
+/// that are certain: explicit `AS` names and plain column references
+/// (others, and `*`, are left out: the query has at least these columns).
+/// A set operation has its first branch's names.
+fn output_names(query: &Value) -> Option<Vec<String>> {
+    let select = query.get("node")?.get("SelectStmt")?;
+    if let Some(left) = select.get("larg").filter(|l| !l.is_null()) {
+        return output_names(&serde_json::json!({ "node": { "SelectStmt": left } }));
+    }
+    let targets = select.get("target_list")?.as_array()?;
+    let mut names = Vec::new();
+    for target in targets {
+        let target = target.get("node")?.get("ResTarget")?;
+        if let Some(name) = target
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
+            names.push(name.to_owned());
+        } else if let Some(fields) = target
+            .get("val")
+            .and_then(|v| v.get("node"))
+            .and_then(|n| n.get("ColumnRef"))
+            .and_then(|c| c.get("fields"))
+            .and_then(Value::as_array)
+            && let Some(last) = fields.last()
+            && let Some(name) = last
+                .get("node")
+                .and_then(|n| n.get("String"))
+                .and_then(|s| s.get("sval"))
+                .and_then(Value::as_str)
+        {
+            names.push(name.to_owned());
+        }
+    }
+    Some(names)
 }
 
 /// An item's alias (`AS name`), if it has one.
