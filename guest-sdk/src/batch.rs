@@ -38,10 +38,14 @@ use crate::value::{Dialect, Value};
 ///
 /// | | PostgreSQL | MySQL / MariaDB | SQLite |
 /// | --- | --- | --- | --- |
-/// | `ForShare` | `FOR SHARE` | `LOCK IN SHARE MODE` | nothing |
+/// | `ForShare` | `FOR SHARE` | not available (an error) | nothing |
 /// | `ForUpdate` | `FOR UPDATE` | `FOR UPDATE` | nothing |
 /// | `ForUpdateNoWait` | `FOR UPDATE NOWAIT` | `FOR UPDATE NOWAIT` | nothing |
 /// | `ForUpdateSkipLocked` | `FOR UPDATE SKIP LOCKED` | `FOR UPDATE SKIP LOCKED` | nothing |
+///
+/// On MySQL/MariaDB, `ForShare` fails the step: MariaDB's only form, `LOCK
+/// IN SHARE MODE`, is not parsed by the host's SQL policy (MySQL 8's `FOR
+/// SHARE` is a syntax error on MariaDB).
 ///
 /// SQLite has no row locks and needs none: a step holds the whole database's
 /// write lock from its first statement (`BEGIN IMMEDIATE`), so no other
@@ -50,7 +54,8 @@ use crate::value::{Dialect, Value};
 ///
 /// The host's SQL policy counts a locking read as a write of the table it
 /// locks, so the table must be declared with
-/// [`Manifest::writes`](crate::Manifest::writes).
+/// [`Manifest::writes`](crate::Manifest::writes); otherwise the host refuses
+/// the statement (exit code 8), naming the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Lock {
@@ -77,6 +82,22 @@ pub enum Lock {
 }
 
 impl Lock {
+    /// Fails for a lock `dialect` cannot take through dmig: on MySQL/MariaDB,
+    /// [`Lock::ForShare`], whose only form MariaDB accepts (`LOCK IN SHARE
+    /// MODE`) the host's SQL policy does not parse yet.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the lock and what to use instead.
+    pub fn check(self, dialect: Dialect) -> Result<()> {
+        if dialect == Dialect::Mysql && self == Lock::ForShare {
+            return Err(Error::msg(
+                "Lock::ForShare is not available on MySQL/MariaDB: dmig's SQL policy does not parse LOCK IN SHARE MODE (and MariaDB has no FOR SHARE); use Lock::ForUpdate",
+            ));
+        }
+        Ok(())
+    }
+
     /// The clause appended to a batch's `SELECT` on `dialect` (empty for
     /// [`Lock::None`], and on SQLite).
     pub fn clause(self, dialect: Dialect) -> &'static str {
@@ -317,7 +338,10 @@ impl Keyset {
     pub fn count(&self) -> Result<u64> {
         let table = self.names()?.table.sql(db::dialect());
         let (filter, params) = self.filter_sql("WHERE");
-        let rows = db::query(&format!("SELECT count(*) AS n FROM {table}{filter}"), &params)?;
+        let rows = db::query(
+            &format!("SELECT count(*) AS n FROM {table}{filter}"),
+            &params,
+        )?;
         rows.get(0)
             .ok_or_else(|| {
                 Error::msg(format!(
@@ -343,12 +367,14 @@ impl Keyset {
     /// - a key column missing from [`Keyset::columns`], or holding a value
     ///   that cannot be a key (NULL, a float, a blob, a boolean; text for an
     ///   integer key);
-    /// - [`Error::KeyNotUnique`] when two rows read have equal keys;
-    /// - the database's error (with a hint when a locking read was refused
-    ///   because the table is not declared written).
+    /// - [`Error::KeyNotUnique`] when two rows read have equal keys, and
+    ///   [`Error::NullKey`] for a NULL key;
+    /// - [`Lock::ForShare`] on MySQL/MariaDB (see [`Lock`]);
+    /// - the database's error.
     pub fn fetch(&self, cursor: Option<&str>) -> Result<Batch> {
         let dialect = db::dialect();
         let names = self.names()?;
+        self.lock.check(dialect)?;
         let mut params = Vec::new();
         if let Some(cursor) = cursor {
             let values = cursor::decode(cursor, names.keys.len(), self.key_type).map_err(|e| {
@@ -357,7 +383,12 @@ impl Keyset {
                     self.describe_key()
                 ))
             })?;
-            params.extend(after(dialect, &names.keys).1.iter().map(|&i| values[i].clone()));
+            params.extend(
+                after(dialect, &names.keys)
+                    .1
+                    .iter()
+                    .map(|&i| values[i].clone()),
+            );
         } else {
             self.check_no_null_keys(dialect, &names)?;
         }
@@ -366,8 +397,7 @@ impl Keyset {
         params.push(Value::Int(
             i64::try_from(self.size.saturating_add(1)).unwrap_or(i64::MAX),
         ));
-        let mut rows = db::query(&self.sql(dialect, cursor.is_none())?, &params)
-            .map_err(|e| self.lock_hint(e))?;
+        let mut rows = db::query(&self.sql(dialect, cursor.is_none())?, &params)?;
         let key_names: Vec<String> = names.keys.iter().map(|k| k.name().to_owned()).collect();
         let key_values = rows
             .iter()
@@ -390,7 +420,13 @@ impl Keyset {
             rows.truncate(kept);
         }
         let skipped = if self.lock == Lock::ForUpdateSkipLocked && dialect != Dialect::Sqlite {
-            self.count_skipped(dialect, &names, cursor, &key_values[..rows.len()], rows.len())?
+            self.count_skipped(
+                dialect,
+                &names,
+                cursor,
+                &key_values[..rows.len()],
+                rows.len(),
+            )?
         } else {
             0
         };
@@ -516,8 +552,8 @@ impl Keyset {
         let mut conditions = Vec::new();
         let mut params = Vec::new();
         if let Some(cursor) = cursor {
-            let values = cursor::decode(cursor, names.keys.len(), self.key_type)
-                .map_err(Error::msg)?;
+            let values =
+                cursor::decode(cursor, names.keys.len(), self.key_type).map_err(Error::msg)?;
             conditions.push(after_sql.clone());
             params.extend(order.iter().map(|&i| values[i].clone()));
         }
@@ -549,23 +585,6 @@ impl Keyset {
             ));
         }
         Ok(skipped)
-    }
-
-    /// Adds, to a refused locking read, that the lock needs the table written.
-    fn lock_hint(&self, error: Error) -> Error {
-        match error {
-            Error::Db {
-                code: Some(code),
-                message,
-            } if code == "dmig:refused" && self.lock != Lock::None => Error::Db {
-                code: Some(code),
-                message: format!(
-                    "{message} (a locking read, Keyset::lock(Lock::{:?}), counts as a write of {}: declare it with Manifest::writes)",
-                    self.lock, self.table
-                ),
-            },
-            other => other,
-        }
     }
 }
 
@@ -751,11 +770,17 @@ mod tests {
             .sql(Dialect::Sqlite, true)
             .unwrap_err();
         assert!(
-            error.to_string().starts_with("Keyset on users: name \"id; DROP TABLE users\" is not a plain identifier"),
+            error.to_string().starts_with(
+                "Keyset on users: name \"id; DROP TABLE users\" is not a plain identifier"
+            ),
             "{error}"
         );
         assert!(Keyset::new("t", "s.id").sql(Dialect::Sqlite, true).is_err());
-        assert!(Keyset::new("t", Vec::<String>::new()).sql(Dialect::Sqlite, true).is_err());
+        assert!(
+            Keyset::new("t", Vec::<String>::new())
+                .sql(Dialect::Sqlite, true)
+                .is_err()
+        );
     }
 
     #[test]
@@ -771,8 +796,14 @@ mod tests {
         );
         assert_eq!(Lock::ForShare.clause(Dialect::Mysql), " LOCK IN SHARE MODE");
         assert_eq!(Lock::ForShare.clause(Dialect::Postgres), " FOR SHARE");
-        assert_eq!(Lock::ForUpdateNoWait.clause(Dialect::Mysql), " FOR UPDATE NOWAIT");
+        assert_eq!(
+            Lock::ForUpdateNoWait.clause(Dialect::Mysql),
+            " FOR UPDATE NOWAIT"
+        );
         assert_eq!(Lock::ForUpdate.clause(Dialect::Sqlite), "");
+        assert!(Lock::ForShare.check(Dialect::Mysql).is_err());
+        assert!(Lock::ForShare.check(Dialect::Postgres).is_ok());
+        assert!(Lock::ForUpdateSkipLocked.check(Dialect::Mysql).is_ok());
         assert_eq!(Lock::None.clause(Dialect::Postgres), "");
     }
 
@@ -787,20 +818,32 @@ mod tests {
         );
         let int = Keyset::new("t", "id");
         assert_eq!(
-            int.key_values(&rows.get(0).unwrap(), &["id".into()]).unwrap(),
+            int.key_values(&rows.get(0).unwrap(), &["id".into()])
+                .unwrap(),
             [Value::Int(1)]
         );
         assert_eq!(
-            int.key_values(&rows.get(1).unwrap(), &["id".into()]).unwrap_err(),
+            int.key_values(&rows.get(1).unwrap(), &["id".into()])
+                .unwrap_err(),
             Error::NullKey {
                 table: "t".into(),
                 key: "id".into()
             }
         );
-        let error = int.key_values(&rows.get(0).unwrap(), &["code".into()]).unwrap_err();
-        assert!(error.to_string().contains("call Keyset::text_key()"), "{error}");
-        let error = int.key_values(&rows.get(0).unwrap(), &["nope".into()]).unwrap_err();
-        assert!(error.to_string().contains("add it to Keyset::columns"), "{error}");
+        let error = int
+            .key_values(&rows.get(0).unwrap(), &["code".into()])
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("call Keyset::text_key()"),
+            "{error}"
+        );
+        let error = int
+            .key_values(&rows.get(0).unwrap(), &["nope".into()])
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("add it to Keyset::columns"),
+            "{error}"
+        );
         let both = Keyset::new("t", ["code", "id"]);
         let error = both
             .key_values(&rows.get(1).unwrap(), &["code".into()])
@@ -845,9 +888,6 @@ mod tests {
             skipped: 0,
         };
         assert_eq!(composite.keys().unwrap().len(), 4);
-        assert_eq!(
-            composite.last_key().unwrap().as_deref(),
-            Some(r#"["y",2]"#)
-        );
+        assert_eq!(composite.last_key().unwrap().as_deref(), Some(r#"["y",2]"#));
     }
 }

@@ -38,7 +38,10 @@ pub(crate) fn encode(values: &[Value]) -> String {
                 .map(|value| match value {
                     Value::Int(i) => serde_json::Value::from(*i),
                     Value::Text(s) => serde_json::Value::from(s.as_str()),
-                    other => unreachable!("key values are checked to be integers or text, not {}", other.kind()),
+                    other => unreachable!(
+                        "key values are checked to be integers or text, not {}",
+                        other.kind()
+                    ),
                 })
                 .collect(),
         )
@@ -54,7 +57,11 @@ pub(crate) fn encode(values: &[Value]) -> String {
 /// What is wrong with the cursor, for the caller to wrap with the table and
 /// the key: not an integer, not a JSON array, the wrong number of values, or
 /// a value that is neither an integer nor a string.
-pub(crate) fn decode(cursor: &str, columns: usize, key_type: KeyType) -> Result<Vec<Value>, String> {
+pub(crate) fn decode(
+    cursor: &str,
+    columns: usize,
+    key_type: KeyType,
+) -> Result<Vec<Value>, String> {
     if columns == 1 {
         return match key_type {
             KeyType::Text => Ok(vec![Value::Text(cursor.to_owned())]),
@@ -96,7 +103,10 @@ mod tests {
     fn one_column_cursors_keep_the_old_format() {
         assert_eq!(encode(&[Value::Int(-7)]), "-7");
         assert_eq!(encode(&[Value::Text("a,\"b\"\n".into())]), "a,\"b\"\n");
-        assert_eq!(decode("4711", 1, KeyType::Integer).unwrap(), [Value::Int(4711)]);
+        assert_eq!(
+            decode("4711", 1, KeyType::Integer).unwrap(),
+            [Value::Int(4711)]
+        );
         assert_eq!(
             decode("[1,2]", 1, KeyType::Text).unwrap(),
             [Value::Text("[1,2]".into())]

@@ -36,10 +36,7 @@ impl Dialect {
             Dialect::Postgres | Dialect::Sqlite => '"',
         };
         let doubled: String = [quote, quote].iter().collect();
-        Ok(format!(
-            "{quote}{}{quote}",
-            name.replace(quote, &doubled)
-        ))
+        Ok(format!("{quote}{}{quote}", name.replace(quote, &doubled)))
     }
 }
 
@@ -112,7 +109,10 @@ impl Ident {
                             "name {text:?} has an empty part: give a table or column name"
                         ));
                     }
-                    if !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$') {
+                    if !name
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+                    {
                         return Err(format!(
                             "name {text:?} is not a plain identifier: quote it (\"{}\") if that is its name",
                             name.replace('"', "\"\"")
@@ -212,7 +212,16 @@ mod tests {
 
     #[test]
     fn bad_names_say_what_to_do() {
-        for bad in ["", "a.", ".a", "\"open", "a b", "id; DROP TABLE x", "\"a\"b", "\"\""] {
+        for bad in [
+            "",
+            "a.",
+            ".a",
+            "\"open",
+            "a b",
+            "id; DROP TABLE x",
+            "\"a\"b",
+            "\"\"",
+        ] {
             assert!(Ident::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(

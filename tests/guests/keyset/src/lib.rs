@@ -16,20 +16,35 @@
 //! still the one it read (`--arg write=checked`), failing the step when a row
 //! changed.
 
-use dmig_guest::{Error, Keyset, Lock, Manifest, Migration, Result, Step, args, db, log, params, progress};
+use dmig_guest::{
+    Error, Keyset, Lock, Manifest, Migration, Result, Step, args, db, log, params, progress,
+};
 
 struct KeysetProbe;
 
 impl Migration for KeysetProbe {
-    const MANIFEST: Manifest = Manifest::new("keyset", "Copies rows, or updates balances, in keyset batches")
-        .reads(&["\"Profiles\"", "archive"])
-        .writes(&["teams", "teams_copy", "tags", "tags_copy", "profiles_copy", "accounts", "rmw_gate"]);
+    const MANIFEST: Manifest = Manifest::new(
+        "keyset",
+        "Copies rows, or updates balances, in keyset batches",
+    )
+    .reads(&["\"Profiles\"", "archive"])
+    .writes(&[
+        "teams",
+        "teams_copy",
+        "tags",
+        "tags_copy",
+        "profiles_copy",
+        "accounts",
+        "rmw_gate",
+    ]);
 
     fn up(cursor: Option<&str>) -> Result<Step> {
         match args::get("mode").as_deref().unwrap_or("copy") {
             "copy" => copy(cursor),
             "rmw" => read_modify_write(cursor),
-            other => Err(Error::msg(format!("unknown --arg mode={other}: use copy or rmw"))),
+            other => Err(Error::msg(format!(
+                "unknown --arg mode={other}: use copy or rmw"
+            ))),
         }
     }
 }
@@ -94,7 +109,10 @@ fn read_modify_write(cursor: Option<&str>) -> Result<Step> {
     match args::get("write").as_deref().unwrap_or("naive") {
         "naive" => {
             for (id, balance) in &updates {
-                db::execute("UPDATE accounts SET balance = ? WHERE id = ?", &params![balance + 10, *id])?;
+                db::execute(
+                    "UPDATE accounts SET balance = ? WHERE id = ?",
+                    &params![balance + 10, *id],
+                )?;
             }
         }
         "checked" => {
@@ -110,7 +128,11 @@ fn read_modify_write(cursor: Option<&str>) -> Result<Step> {
                 }
             }
         }
-        other => return Err(Error::msg(format!("unknown --arg write={other}: use naive or checked"))),
+        other => {
+            return Err(Error::msg(format!(
+                "unknown --arg write={other}: use naive or checked"
+            )));
+        }
     }
     batch.step()
 }
