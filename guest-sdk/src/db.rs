@@ -14,6 +14,26 @@ pub fn dialect() -> Dialect {
     host::current_dialect()
 }
 
+/// `name` quoted as an identifier for this run's dialect: `"profileId"` on
+/// PostgreSQL and SQLite, `` `profileId` `` on MySQL/MariaDB, an embedded
+/// quote character doubled. For names that are case-sensitive, reserved
+/// words or hold other characters:
+///
+/// ```no_run
+/// # use dmig_guest::{db, Result};
+/// # fn f() -> Result<()> {
+/// let column = db::quote_identifier("profileId")?;
+/// db::query(&format!("SELECT {column} FROM profiles WHERE {column} > ?"), &[7.into()])?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// An empty name, or one containing NUL (see [`Dialect::quote_identifier`]).
+pub fn quote_identifier(name: &str) -> Result<String> {
+    dialect().quote_identifier(name)
+}
+
 /// Runs a statement that returns rows and returns all of them. Keep the result
 /// to one batch (`LIMIT`, keyset pagination).
 pub fn query(sql: &str, params: &[Value]) -> Result<Rows> {

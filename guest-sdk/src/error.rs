@@ -33,6 +33,24 @@ pub enum Error {
         /// The kind of value the column held.
         found: &'static str,
     },
+    /// A [`Keyset`](crate::Keyset) read two rows with equal keys: the key is
+    /// not unique, and a batch boundary between such rows would skip some.
+    KeyNotUnique {
+        /// The table, as the keyset names it.
+        table: String,
+        /// The key's columns, as the keyset names them.
+        key: Vec<String>,
+        /// The repeated key, as a cursor would hold it.
+        value: String,
+    },
+    /// A [`Keyset`](crate::Keyset) found a row whose key is NULL, which no
+    /// batch would ever read.
+    NullKey {
+        /// The table, as the keyset names it.
+        table: String,
+        /// The key column (or columns) holding NULL.
+        key: String,
+    },
     /// Any other failure, as a message.
     Message(String),
 }
@@ -67,6 +85,19 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "column {column} holds {found}, which cannot be read as {expected}"
+            ),
+            Error::KeyNotUnique { table, key, value } => {
+                let quoted: Vec<String> = key.iter().map(|k| format!("{k:?}")).collect();
+                write!(
+                    f,
+                    "keyset key ({}) of {table} is not unique: more than one row has the key {value}, and a batch boundary between them would skip rows; add a unique tie-breaker column to the key, e.g. Keyset::new({table:?}, [{}, \"id\"])",
+                    key.join(", "),
+                    quoted.join(", ")
+                )
+            }
+            Error::NullKey { table, key } => write!(
+                f,
+                "keyset key {key} of {table} is NULL in a row, which no batch would ever read: make the key NOT NULL, leave those rows out with Keyset::filter, or pick another key"
             ),
             Error::Message(message) => f.write_str(message),
         }

@@ -43,8 +43,10 @@ extern crate self as dmig_guest;
 
 pub mod args;
 mod batch;
+mod cursor;
 pub mod db;
 mod error;
+mod ident;
 pub mod input;
 pub mod log;
 pub mod manifest;
@@ -53,7 +55,8 @@ pub mod progress;
 mod rows;
 mod value;
 
-pub use batch::{Batch, KeyType, Keyset};
+pub use batch::{Batch, KeyColumns, Keyset, Lock};
+pub use cursor::KeyType;
 pub use error::{Error, Result};
 pub use manifest::Manifest;
 pub use migration::{Migration, Step};
@@ -112,13 +115,30 @@ macro_rules! export_migration {
 }
 
 /// Builds a `Vec<Value>` of statement parameters from anything convertible
-/// into a [`Value`]: integers, floats, bools, strings, bytes, `Option`s of
-/// those (`None` is NULL), and `Value`s themselves.
+/// into a [`Value`]: integers of every width (`i8` … `i128`, `u8` … `u128`,
+/// `isize`, `usize`), floats, bools, strings, bytes, `Option`s of those
+/// (`None` is NULL), and `Value`s themselves.
+///
+/// An integer is an `int` when it fits in an i64. One that does not (a
+/// `u64` above `i64::MAX`, a large `i128`) is sent as its exact decimal text
+/// rather than wrapped or clamped: PostgreSQL and MySQL read it as the
+/// column's numeric type (a `numeric`/`DECIMAL`, a MySQL `BIGINT UNSIGNED`),
+/// and reject it when it does not fit; SQLite, whose integers are i64, stores
+/// such text in an INTEGER column as a REAL.
 ///
 /// ```
 /// use dmig_guest::{params, Value};
-/// let p = params![42, "ada", None::<String>];
-/// assert_eq!(p, vec![Value::Int(42), Value::Text("ada".into()), Value::Null]);
+/// let p = params![42, "ada", None::<String>, 500u64, u64::MAX];
+/// assert_eq!(
+///     p,
+///     vec![
+///         Value::Int(42),
+///         Value::Text("ada".into()),
+///         Value::Null,
+///         Value::Int(500),
+///         Value::Text("18446744073709551615".into()),
+///     ]
+/// );
 /// ```
 #[macro_export]
 macro_rules! params {

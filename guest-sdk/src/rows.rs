@@ -33,6 +33,11 @@ impl Rows {
         self.rows.get(index).map(|values| self.row(values))
     }
 
+    /// Keeps the first `len` rows.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.rows.truncate(len);
+    }
+
     /// The last row: in a keyset batch, the one whose key is the next cursor.
     pub fn last(&self) -> Option<Row<'_>> {
         self.rows.last().map(|values| self.row(values))
@@ -102,6 +107,11 @@ impl<'a> Row<'a> {
                 column.describe()
             ))
         })
+    }
+
+    /// The names of the row's columns, in order.
+    pub fn columns(&self) -> &'a [String] {
+        self.columns
     }
 
     /// The raw value of `column`, if the row has it.

@@ -66,6 +66,20 @@ value_from! {
     &Value => |v| v.clone(),
 }
 
+/// Integers that may not fit in an i64: an `int` when they do, their exact
+/// decimal text when they do not (see [`params!`](crate::params)).
+macro_rules! value_from_wide {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for Value {
+            fn from(v: $ty) -> Self {
+                i64::try_from(v).map_or_else(|_| Value::Text(v.to_string()), Value::Int)
+            }
+        }
+    )*};
+}
+
+value_from_wide!(u64, usize, isize, i128, u128);
+
 impl<T: Into<Value>> From<Option<T>> for Value {
     fn from(value: Option<T>) -> Self {
         value.map_or(Value::Null, Into::into)
@@ -204,6 +218,27 @@ mod tests {
             ]
         );
         assert!(crate::params![].is_empty());
+    }
+
+    #[test]
+    fn params_take_every_integer_width_without_wrapping() {
+        assert_eq!(
+            crate::params![1i8, 2i16, 3u16, 4u64, 5usize, -6isize, 7i128, 8u128],
+            (1..=8)
+                .map(|i| Value::Int(if i == 6 { -6 } else { i }))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(Value::from(i64::MAX as u64), Value::Int(i64::MAX));
+        assert_eq!(
+            Value::from(i64::MAX as u64 + 1),
+            Value::Text("9223372036854775808".into())
+        );
+        assert_eq!(
+            Value::from(u64::MAX),
+            Value::Text("18446744073709551615".into())
+        );
+        assert_eq!(Value::from(i128::MIN), Value::Text(i128::MIN.to_string()));
+        assert_eq!(Value::from(Some(7u64)), Value::Int(7));
     }
 
     #[test]

@@ -135,6 +135,20 @@ fn unsupported_type(column: &str, type_name: &str, cast: &str) -> DbError {
     }
 }
 
+/// The error for column `column` holding the result of a function that
+/// returns nothing (PostgreSQL's `void`): there is no value to cast, so the
+/// hint is to run the call as a statement, or to cast the call itself.
+fn void_result(column: &str) -> DbError {
+    DbError {
+        code: Some(UNSUPPORTED_TYPE_CODE.into()),
+        message: format!(
+            "column {column} has type VOID: the function called returns nothing, so there is \
+             no value to read; run the statement with execute (which reads no rows), or cast \
+             the call to text in the query, e.g. SELECT {column}(...)::text AS {column}"
+        ),
+    }
+}
+
 fn limit_error(message: String) -> DbError {
     DbError {
         code: Some(LIMIT_CODE.into()),

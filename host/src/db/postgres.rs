@@ -28,7 +28,9 @@ use sqlx::{
 };
 
 use super::value::{Clock, Date, date_time_text};
-use super::{DbError, ResultLimits, Rows, Sql, Value, fetch_limited, redact, unsupported_type};
+use super::{
+    DbError, ResultLimits, Rows, Sql, Value, fetch_limited, redact, unsupported_type, void_result,
+};
 use crate::error::{Error, Result};
 use crate::sql::placeholders;
 
@@ -287,6 +289,7 @@ fn decode_value(column: &str, raw: PgValueRef<'_>) -> Result<Value, DbError> {
                 "TIME" => time_text(bytes),
                 "TIMESTAMP" => timestamp_text(bytes, false),
                 "TIMESTAMPTZ" => timestamp_text(bytes, true),
+                "VOID" => return Err(void_result(column)),
                 _ => return Err(unsupported_type(column, name, &format!("{column}::text"))),
             };
             Value::Text(text.ok_or_else(|| malformed("malformed binary value".into()))?)
@@ -717,6 +720,30 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows.rows, vec![vec![text("{a}"), Value::Null]]);
+    }
+
+    /// Issue 14, item 9: the hint for a `void` result was `pg_sleep::text`,
+    /// which names no column; the hint's forms run.
+    #[tokio::test]
+    async fn a_void_result_hints_at_sql_that_runs() {
+        let Some(mut conn) = testing::connect(POSTGRES).await else {
+            return;
+        };
+        let error = conn.query("SELECT pg_sleep(0)", &[]).await.unwrap_err();
+        assert_eq!(error.code.as_deref(), Some(UNSUPPORTED_TYPE_CODE));
+        assert_eq!(
+            error.message,
+            "column pg_sleep has type VOID: the function called returns nothing, so there is \
+             no value to read; run the statement with execute (which reads no rows), or cast \
+             the call to text in the query, e.g. SELECT pg_sleep(...)::text AS pg_sleep"
+        );
+        conn.execute("SELECT pg_sleep(0)", &[]).await.unwrap();
+        let rows = conn
+            .query("SELECT pg_sleep(0)::text AS pg_sleep", &[])
+            .await
+            .unwrap();
+        assert_eq!(rows.columns, ["pg_sleep"]);
+        assert_eq!(rows.rows, vec![vec![text("")]]);
     }
 
     #[tokio::test]

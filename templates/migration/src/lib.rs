@@ -24,7 +24,9 @@
 //! or legacy-id columns to recognise rows copied before, and never append
 //! blindly.
 
-use dmig_guest::{Error, Keyset, Manifest, Migration, Result, Step, args, db, log, params, progress};
+use dmig_guest::{
+    Error, Keyset, Lock, Manifest, Migration, Result, Step, args, db, log, params, progress,
+};
 
 /// Rows per step unless `--arg batch_size=N` says otherwise. Each step is one
 /// transaction: big enough to amortize the round trips, small enough to keep
@@ -51,6 +53,10 @@ impl Migration for Migrate {
         let keyset = Keyset::new("users", "id")
             .columns("id, email")
             .filter("email_normalized IS NULL", params![])
+            // The value written is computed from the value read: lock the
+            // batch so the application cannot change an email in between
+            // (a no-op on SQLite, whose steps hold the write lock anyway).
+            .lock(Lock::ForUpdate)
             .batch_size(args::batch_size(DEFAULT_BATCH_SIZE)?);
         if cursor.is_none() {
             // The first step: tell the operator how much there is to do.
