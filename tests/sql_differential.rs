@@ -550,8 +550,7 @@ enum Ran {
 async fn check<F, Fut>(
     report: &mut Report,
     database: &str,
-    syntax: Syntax,
-    catalog: &Catalog,
+    (syntax, catalog): (Syntax, &Catalog),
     case: &Case,
     sql: &str,
     expect: Expect,
@@ -781,8 +780,7 @@ fn admitted_statements_stay_within_the_manifest_on_postgres() {
             check(
                 &mut report,
                 "PostgreSQL",
-                syntax,
-                &catalog,
+                (syntax, &catalog),
                 case,
                 &case.sql,
                 case.postgres,
@@ -917,8 +915,7 @@ fn admitted_statements_stay_within_the_manifest_on_mariadb() {
                 check(
                     &mut report,
                     database,
-                    syntax,
-                    &Catalog::default(),
+                    (syntax, &Catalog::default()),
                     case,
                     &sql,
                     case.mysql,
