@@ -499,6 +499,8 @@ fn generated_cases(kind: Kind) -> Vec<Case> {
         _ => format!("{f:e}"),
     })
     .collect();
+    // Written as the f32's exact value (widened to f64), so no literal
+    // rounds past the FLOAT range.
     let floats: Vec<String> = sample(
         &mut runner,
         any::<u32>().prop_map(f32::from_bits),
@@ -506,6 +508,7 @@ fn generated_cases(kind: Kind) -> Vec<Case> {
     )
     .into_iter()
     .filter(|f| kind == Kind::Postgres || f.is_finite())
+    .map(f64::from)
     .map(|f| match kind {
         Kind::Postgres => format!("'{f:?}'"),
         _ => format!("{f:e}"),
@@ -678,8 +681,10 @@ fn fill(db: &mut Db, kind: Kind, ty: &str, values: &[String]) {
 }
 
 /// The keys whose value in `rt_dst` is missing or differs from `rt_src`, by
-/// the database's own comparison and by text or byte representation.
-fn differing_keys(db: &mut Db, kind: Kind, ty: &str) -> Vec<i64> {
+/// the database's own comparison and by text or byte representation, with
+/// both values as text (PostgreSQL), hex (MySQL) or storage class and hex
+/// (SQLite).
+fn differing_keys(db: &mut Db, kind: Kind, ty: &str) -> Vec<(i64, Option<String>, Option<String>)> {
     let differs = match kind {
         // json has no equality operator: its text is the value.
         Kind::Postgres if ty == "json" => "s.v::text IS DISTINCT FROM d.v::text".to_owned(),
@@ -693,13 +698,20 @@ fn differing_keys(db: &mut Db, kind: Kind, ty: &str) -> Vec<i64> {
              OR CAST(s.v AS BLOB) IS NOT CAST(d.v AS BLOB)"
             .to_owned(),
     };
-    db.rows::<(i64,)>(&format!(
-        "SELECT s.k FROM rt_src s LEFT JOIN rt_dst d ON d.k = s.k \
-         WHERE d.k IS NULL OR {differs} ORDER BY s.k"
+    // How a differing value is shown: as text that any value has.
+    let show = |v: &str| match kind {
+        Kind::Postgres => format!("{v}::text"),
+        Kind::Mysql => format!("HEX({v})"),
+        Kind::Sqlite => format!("typeof({v}) || ' ' || hex({v})"),
+    };
+    // The type in a comment makes each case's statement new to the
+    // connection's statement cache: the tables are recreated per case.
+    db.rows::<(i64, Option<String>, Option<String>)>(&format!(
+        "SELECT /* {ty} */ s.k, {}, {} FROM rt_src s LEFT JOIN rt_dst d ON d.k = s.k \
+         WHERE d.k IS NULL OR {differs} ORDER BY s.k",
+        show("s.v"),
+        show("d.v")
     ))
-    .into_iter()
-    .map(|(k,)| k)
-    .collect()
 }
 
 /// Runs the round trip for every case; returns one line per case that did
@@ -718,14 +730,21 @@ fn round_trip_all(kind: Kind, test: &str, cases: Vec<Case>) -> Option<Vec<String
         }
         let differing = differing_keys(&mut db, kind, &case.ty);
         if !differing.is_empty() {
-            let values: Vec<&str> = differing
+            let short = |v: &str| v.chars().take(80).collect::<String>();
+            let values: Vec<String> = differing
                 .iter()
-                .map(|&k| {
-                    case.values
-                        .get(k as usize - 1)
-                        .map_or("NULL", String::as_str)
+                .map(|(k, read, written)| {
+                    let inserted = case
+                        .values
+                        .get(*k as usize - 1)
+                        .map_or("NULL", String::as_str);
+                    format!(
+                        "{} stored as {:?}, written back as {:?}",
+                        short(inserted),
+                        read.as_deref().map(short),
+                        written.as_deref().map(short)
+                    )
                 })
-                .map(|v| if v.len() > 80 { &v[..80] } else { v })
                 .collect();
             failures.push(format!("{}: came back different: {values:?}", case.ty));
         }
