@@ -188,8 +188,9 @@ where
     query
 }
 
-/// Decodes every column of `row`: NULL as NULL, anything else by the
-/// driver's `decode_value` (which sees the column name for its errors).
+/// Decodes every column of `row` by the driver's `decode_value` (which sees
+/// the column name for its errors, and decides what is NULL: sqlx calls
+/// MySQL's zero dates NULL, which they are not).
 fn decode_row<R, F>(row: &R, decode_value: &F) -> Result<Vec<Value>, DbError>
 where
     R: Row,
@@ -200,9 +201,6 @@ where
         .iter()
         .map(|column| {
             let raw = row.try_get_raw(column.ordinal())?;
-            if sqlx::ValueRef::is_null(&raw) {
-                return Ok(Value::Null);
-            }
             decode_value(column.name(), raw)
         })
         .collect()

@@ -20,7 +20,9 @@ use crate::error::{Error, Result};
 /// Connects to a `mysql://` or `mariadb://` URL.
 ///
 /// sqlx's defaults stay: the session's `time_zone` is `+00:00`, which is what
-/// makes TIMESTAMP values (stored in UTC) come back, and go in, as UTC.
+/// makes TIMESTAMP values (stored in UTC) come back, and go in, as UTC. They
+/// come back without a zone suffix, as DATETIME values do: neither MySQL nor
+/// MariaDB reads a `Z` back.
 ///
 /// Also learns the connection's id, for `KILL QUERY` (see `cancel`).
 pub(super) async fn connect(url: &str) -> Result<(MySqlConnection, super::cancel::Target)> {
@@ -70,10 +72,16 @@ pub(super) async fn execute(
     Ok((done.rows_affected(), id))
 }
 
-/// One non-NULL value, by its column's type (sqlx's name for it).
+/// One value, by its column's type (sqlx's name for it). NULL of any type is
+/// NULL; a zero date (`0000-00-00`), which sqlx reports as NULL, is not: it
+/// is a value its column stores, and reading it as NULL would write NULL back.
 fn decode_value(column: &str, raw: MySqlValueRef<'_>) -> Result<Value, DbError> {
     let type_info = raw.type_info().into_owned();
     let name = type_info.name();
+    let temporal = matches!(name, "DATE" | "DATETIME" | "TIMESTAMP");
+    if raw.is_null() && !(temporal && decode::<&[u8]>(raw.clone()).is_ok()) {
+        return Ok(Value::Null);
+    }
     let malformed = |error| malformed(column, name, error);
     let value = match name {
         "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT" | "BOOLEAN" | "YEAR" => {
@@ -104,7 +112,10 @@ fn decode_value(column: &str, raw: MySqlValueRef<'_>) -> Result<Value, DbError> 
                 malformed(format!("unexpected {}-byte value", bytes.len()).into())
             })?;
             let time = (name != "DATE").then_some(time);
-            Value::Text(date_time_text(date, time, name == "TIMESTAMP"))
+            // No zone suffix, TIMESTAMP included: the session's zone is UTC
+            // (see `connect`), and MariaDB rejects a `Z` in a date-time, so
+            // the value must go back into its column as it came out.
+            Value::Text(date_time_text(date, time, false))
         }
         "TIME" => {
             let bytes = decode::<&[u8]>(raw).map_err(malformed)?;
@@ -279,8 +290,8 @@ mod tests {
             text("-838:59:59.5"),
             text("2026-11-22T10:30:00"),
             text("2026-11-22T10:30:00.000001"),
-            text("2026-11-22T10:30:00Z"),
-            text("2026-11-22T10:30:00.25Z"),
+            text("2026-11-22T10:30:00"),
+            text("2026-11-22T10:30:00.25"),
             text(r#"{"a": [1, 2]}"#),
         ];
         assert_eq!(rows.rows[0], first);
@@ -314,8 +325,8 @@ mod tests {
             text("100:00:00"),
             text("1999-12-31T23:59:59"),
             text("1999-12-31T23:59:59.5"),
-            text("1999-12-31T23:59:59Z"),
-            text("1999-12-31T23:59:59.5Z"),
+            text("1999-12-31T23:59:59"),
+            text("1999-12-31T23:59:59.5"),
             text("[]"),
         ];
         assert_eq!(rows.rows[1], second);
@@ -374,10 +385,65 @@ mod tests {
         assert_eq!(
             rows.rows,
             vec![vec![
-                text("2026-11-22T08:30:00Z"),
+                text("2026-11-22T08:30:00"),
                 text("2026-11-22T10:30:00")
             ]]
         );
+        conn.execute(&format!("DROP TABLE {table}"), &[])
+            .await
+            .unwrap();
+    }
+
+    /// Issue 14, item 5: MariaDB refused the `Z` dmig used to put on
+    /// TIMESTAMP values ("Incorrect datetime value"), so a value read could
+    /// not be written back into its own column.
+    #[tokio::test]
+    async fn timestamps_read_go_back_into_their_column() {
+        let Some(mut conn) = testing::connect(MYSQL).await else {
+            return;
+        };
+        let table = testing::table("my_ts_back");
+        conn.execute(
+            &format!("CREATE TABLE {table} (k INT, ts TIMESTAMP(6) NULL, dt DATETIME(6))"),
+            &[],
+        )
+        .await
+        .unwrap();
+        conn.execute(
+            &format!(
+                "INSERT INTO {table} VALUES (1, '2038-01-19 03:14:07.999999', \
+                 '9999-12-31 23:59:59.999999'), (2, '0000-00-00 00:00:00', '0000-00-00 00:00:00')"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+        let read = conn
+            .query(&format!("SELECT k, ts, dt FROM {table} ORDER BY k"), &[])
+            .await
+            .unwrap();
+        for row in &read.rows {
+            let k = row[0].as_i64().unwrap() + 10;
+            conn.execute(
+                &format!("INSERT INTO {table} VALUES (?, ?, ?)"),
+                &[Value::Int(k), row[1].clone(), row[2].clone()],
+            )
+            .await
+            .unwrap();
+        }
+        let differing = conn
+            .query(
+                &format!(
+                    "SELECT a.k FROM {table} a JOIN {table} b ON b.k = a.k + 10 \
+                     WHERE NOT (a.ts <=> b.ts) OR NOT (a.dt <=> b.dt)"
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(differing.rows, Vec::<Vec<Value>>::new());
+        assert_eq!(read.rows[0][1], text("2038-01-19T03:14:07.999999"));
+        assert_eq!(read.rows[1][1], text("0000-00-00T00:00:00"));
         conn.execute(&format!("DROP TABLE {table}"), &[])
             .await
             .unwrap();

@@ -248,10 +248,14 @@ impl PgSession {
     }
 }
 
-/// One non-NULL value, by its column's type. Results come in binary format;
+/// One value (NULL of any type is NULL), by its column's type. Results come
+/// in binary format;
 /// the types sqlx would need optional features for (dates, numeric, uuid,
 /// json) are decoded here from their documented binary forms.
 fn decode_value(column: &str, raw: PgValueRef<'_>) -> Result<Value, DbError> {
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
     let ty = raw.type_info().into_owned();
     let name = ty.name();
     let malformed = |error: BoxDynError| DbError {
