@@ -42,7 +42,7 @@ fn events(stdout: &str) -> Vec<Json> {
         .collect()
 }
 
-fn run_probe(dir: &TestDir, url: &str, extra: &[&str]) -> Vec<String> {
+fn run_probe(url: &str, extra: &[&str]) -> Vec<String> {
     let mut args = vec!["run", guests::RUNNER_PROBE, "-D", url];
     args.extend_from_slice(extra);
     args.into_iter().map(str::to_owned).collect()
@@ -56,7 +56,6 @@ fn issue_14_a_run_short_of_its_declared_total_says_so(kind: Kind) {
     let url = test_db.url().to_owned();
     // Declares 15 rows, processes the 10 there are: succeeds, and says so.
     let args = run_probe(
-        &dir,
         &url,
         &["--arg", "mode=declare", "--arg", "declare=15", "--output", "json"],
     );
@@ -84,7 +83,6 @@ fn issue_14_a_run_short_of_its_declared_total_says_so(kind: Kind) {
 
     // Human output: a warning on stderr, exit 0.
     let args = run_probe(
-        &dir,
         &url,
         &["--force", "--arg", "mode=declare", "--arg", "declare=15"],
     );
@@ -98,7 +96,6 @@ fn issue_14_a_run_short_of_its_declared_total_says_so(kind: Kind) {
 
     // Past the total is noted too; the exact total is not.
     let args = run_probe(
-        &dir,
         &url,
         &["--force", "--arg", "mode=declare", "--arg", "declare=8", "--output", "json"],
     );
@@ -110,7 +107,6 @@ fn issue_14_a_run_short_of_its_declared_total_says_so(kind: Kind) {
         over.stdout
     );
     let args = run_probe(
-        &dir,
         &url,
         &["--force", "--arg", "mode=declare", "--arg", "declare=10", "--output", "json"],
     );
@@ -133,7 +129,8 @@ fn issue_14_a_cursor_that_does_not_advance_stops_the_run(kind: Kind) {
     };
     let url = test_db.url().to_owned();
     let before = db.user_data();
-    let args = run_probe(&dir, &url, &["--arg", "mode=stall"]);
+    // --max-steps bounds the run if the check fails to fire.
+    let args = run_probe(&url, &["--arg", "mode=stall", "--max-steps", "50"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = dmig(DMIG, dir.path(), &args).expect_code(20);
     assert!(
@@ -155,15 +152,21 @@ fn issue_14_a_cursor_that_does_not_advance_stops_the_run(kind: Kind) {
     // A larger limit lets more steps go by; with the check off, only
     // --max-steps ends it.
     let args = run_probe(
-        &dir,
         &url,
-        &["--restart", "--arg", "mode=stall", "--max-stalled-steps", "5"],
+        &[
+            "--restart",
+            "--arg",
+            "mode=stall",
+            "--max-stalled-steps",
+            "5",
+            "--max-steps",
+            "50",
+        ],
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let five = dmig(DMIG, dir.path(), &args).expect_code(20);
     assert!(five.stderr.contains("steps 2 to 6 each"), "{}", five.stderr);
     let args = run_probe(
-        &dir,
         &url,
         &[
             "--restart",
@@ -179,7 +182,10 @@ fn issue_14_a_cursor_that_does_not_advance_stops_the_run(kind: Kind) {
     dmig(DMIG, dir.path(), &args).expect_code(7);
 
     // A dry run stops the same way.
-    let args = run_probe(&dir, &url, &["--restart", "--arg", "mode=stall", "--dry-run"]);
+    let args = run_probe(
+        &url,
+        &["--restart", "--arg", "mode=stall", "--dry-run", "--max-steps", "50"],
+    );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let dry = dmig(DMIG, dir.path(), &args).expect_code(20);
     assert!(dry.stderr.contains("the migration does not advance"), "{}", dry.stderr);
@@ -191,7 +197,7 @@ fn issue_14_a_queue_drained_from_one_cursor_runs_to_the_end(kind: Kind) {
         return;
     };
     let url = test_db.url().to_owned();
-    let args = run_probe(&dir, &url, &["--arg", "mode=drain", "--output", "json"]);
+    let args = run_probe(&url, &["--arg", "mode=drain", "--output", "json"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = dmig(DMIG, dir.path(), &args).expect_code(0);
     let left: i64 = db.scalar("SELECT count(*) FROM probe_queue");
@@ -214,7 +220,7 @@ fn issue_14_one_step_is_counted_in_the_singular(kind: Kind) {
         return;
     };
     let url = test_db.url().to_owned();
-    let args = run_probe(&dir, &url, &["--arg", "mode=contend", "--arg", "order=1"]);
+    let args = run_probe(&url, &["--arg", "mode=contend", "--arg", "order=1"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = dmig(DMIG, dir.path(), &args).expect_code(0);
     assert!(
@@ -223,7 +229,6 @@ fn issue_14_one_step_is_counted_in_the_singular(kind: Kind) {
         out.stdout
     );
     let args = run_probe(
-        &dir,
         &url,
         &["--force", "--arg", "mode=contend", "--arg", "order=1,1", "--arg", "steps=2"],
     );
@@ -235,7 +240,6 @@ fn issue_14_one_step_is_counted_in_the_singular(kind: Kind) {
         out.stdout
     );
     let args = run_probe(
-        &dir,
         &url,
         &["--force", "--arg", "mode=contend", "--arg", "order=1", "--arg", "steps=3", "--max-steps", "1"],
     );

@@ -216,7 +216,8 @@ pub async fn ensure_schema(conn: &mut Connection) -> Result<()> {
             conn.begin().await.map_err(failed)?;
             let result = async {
                 if let Some((take, _)) = other {
-                    conn.query(take, &[]).await.map_err(failed)?;
+                    // `execute`: pg_advisory_xact_lock returns void.
+                    conn.execute(take, &[]).await.map_err(failed)?;
                 }
                 upgrade(conn).await
             }
@@ -241,10 +242,17 @@ async fn upgrade(conn: &mut Connection) -> Result<()> {
     if found == SCHEMA_VERSION {
         return Ok(());
     }
+    // Without a recorded version (a ledger from before versions, or one
+    // whose creation a host did not finish), every change is made again:
+    // each is a no-op where it was made already.
+    let first = match recorded_version(conn).await? {
+        Some(_) => found + 1,
+        None => 1,
+    };
     conn.execute(&schema::version_table(dialect), &[])
         .await
         .map_err(failed)?;
-    for version in found + 1..=SCHEMA_VERSION {
+    for version in first..=SCHEMA_VERSION {
         for change in schema::upgrade(dialect, version) {
             match change {
                 schema::Change::Create(statements) => {
@@ -295,19 +303,8 @@ async fn check_version(conn: &mut Connection) -> Result<Option<i64>> {
 /// there (unknown for ledgers made before versioning); `None` when the
 /// database has no ledger. Reads only.
 pub async fn schema_version(conn: &mut Connection) -> Result<Option<(i64, String)>> {
-    let read = |e| ledger_error("read the schema version", e);
-    if table_exists(conn, "dmig_schema").await? {
-        let rows = conn
-            .query(
-                "SELECT version, host_version FROM dmig_schema ORDER BY version DESC LIMIT 1",
-                &[],
-            )
-            .await
-            .map_err(read)?;
-        if let Some(row) = rows.rows.first() {
-            let c = Cols { rows: &rows, row };
-            return Ok(Some((c.int("version")?, c.text("host_version")?)));
-        }
+    if let Some(recorded) = recorded_version(conn).await? {
+        return Ok(Some(recorded));
     }
     if !table_exists(conn, "dmig_migrations").await? {
         return Ok(None);
@@ -318,6 +315,28 @@ pub async fn schema_version(conn: &mut Connection) -> Result<Option<(i64, String
         1
     };
     Ok(Some((legacy, "a dmig-host before ledger versions".into())))
+}
+
+/// The highest version recorded in `dmig_schema`, and by which dmig-host;
+/// `None` when there is no such table or row.
+async fn recorded_version(conn: &mut Connection) -> Result<Option<(i64, String)>> {
+    if !table_exists(conn, "dmig_schema").await? {
+        return Ok(None);
+    }
+    let rows = conn
+        .query(
+            "SELECT version, host_version FROM dmig_schema ORDER BY version DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .map_err(|e| ledger_error("read the schema version", e))?;
+    rows.rows
+        .first()
+        .map(|row| {
+            let c = Cols { rows: &rows, row };
+            Ok((c.int("version")?, c.text("host_version")?))
+        })
+        .transpose()
 }
 
 async fn table_exists(conn: &mut Connection, table: &str) -> Result<bool> {

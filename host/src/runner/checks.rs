@@ -11,16 +11,18 @@ pub const DEFAULT_MAX_STALLED_STEPS: u32 = 3;
 
 /// Rows this connection has written so far, by the server's own count, where
 /// the server keeps one the runner can read: SQLite's `total_changes()`
-/// (since the connection opened), PostgreSQL's counts for the current
-/// transaction (`pg_stat_xact_user_tables`: inserted, updated, deleted).
-/// `None` on MySQL, which has none per session; there the host's own count
-/// of the guest's statements stands alone.
+/// (since the connection opened), PostgreSQL's `pg_stat_xact_user_tables`
+/// (inserted, updated, deleted; besides the current transaction's, it holds
+/// earlier transactions' counts the session has not yet reported, so only
+/// the difference across a step means anything, and the ledger's own tables
+/// are left out). `None` on MySQL, which has none per session; there the
+/// host's own count of the guest's statements stands alone.
 pub(super) async fn rows_written(conn: &mut Connection) -> Result<Option<u64>, DbError> {
     let sql = match conn.dialect() {
         Dialect::Sqlite => "SELECT total_changes() AS n",
         Dialect::Postgres => {
             "SELECT CAST(COALESCE(SUM(n_tup_ins + n_tup_upd + n_tup_del), 0) AS BIGINT) AS n \
-             FROM pg_stat_xact_user_tables"
+             FROM pg_stat_xact_user_tables WHERE relname NOT LIKE 'dmig!_%' ESCAPE '!'"
         }
         Dialect::Mysql => return Ok(None),
     };

@@ -43,7 +43,9 @@ enum StepError {
 /// A step the guest finished, with what the host saw of it.
 struct Done {
     step: Step,
-    /// Rows its statements wrote (see `checks::rows_written`).
+    /// Rows its statements wrote: the host's count of the guest's calls,
+    /// and for a step that kept its cursor and wrote nothing by that count,
+    /// the server's (see `checks::rows_written`).
     written: u64,
     /// What the runner noted on the run, when this step ended it.
     note: Option<String>,
@@ -503,18 +505,21 @@ impl Run<'_> {
             },
             (other, _) => other,
         };
+        // The server's count is only needed where the stall check could
+        // fire: the step kept its cursor and wrote nothing the host saw.
         let guest = match guest {
-            Ok(step) => {
+            Ok(step) if step.cursor.is_some() && step.cursor == cursor && tally.rows_written == 0 => {
                 match checks::rows_written(instance.connection()).await {
                     Ok(after) => {
                         let server = after
                             .zip(written_before)
                             .map_or(0, |(after, before)| after.saturating_sub(before));
-                        Ok((step, server.max(tally.rows_written)))
+                        Ok((step, server))
                     }
                     Err(e) => Err(db(e)),
                 }
             }
+            Ok(step) => Ok((step, tally.rows_written)),
             Err(e) => Err(e),
         };
         let result = match guest {
