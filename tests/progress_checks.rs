@@ -19,7 +19,13 @@ on_every_database!(
 
 /// A fresh database with `items` rows in `probe_items` and `queued` in
 /// `probe_queue`; `None` when that database is not configured.
-fn probe_db(kind: Kind, dir: &TestDir, test: &str, items: i64, queued: i64) -> Option<(TestDb, Db)> {
+fn probe_db(
+    kind: Kind,
+    dir: &TestDir,
+    test: &str,
+    items: i64,
+    queued: i64,
+) -> Option<(TestDb, Db)> {
     let test_db = TestDb::new(kind, dir, test)?;
     let mut db = test_db.open();
     db.exec(
@@ -57,7 +63,14 @@ fn issue_14_a_run_short_of_its_declared_total_says_so(kind: Kind) {
     // Declares 15 rows, processes the 10 there are: succeeds, and says so.
     let args = run_probe(
         &url,
-        &["--arg", "mode=declare", "--arg", "declare=15", "--output", "json"],
+        &[
+            "--arg",
+            "mode=declare",
+            "--arg",
+            "declare=15",
+            "--output",
+            "json",
+        ],
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = dmig(DMIG, dir.path(), &args).expect_code(0);
@@ -66,7 +79,8 @@ fn issue_14_a_run_short_of_its_declared_total_says_so(kind: Kind) {
     assert_eq!(warnings.len(), 1, "{}", out.stdout);
     let message = warnings[0]["message"].as_str().unwrap();
     assert!(
-        message.contains("the run ended short: it processed 10 rows of the 15 it declared (5 fewer)"),
+        message
+            .contains("the run ended short: it processed 10 rows of the 15 it declared (5 fewer)"),
         "{message}"
     );
     let finished = events.iter().find(|e| e["event"] == "finished").unwrap();
@@ -76,7 +90,11 @@ fn issue_14_a_run_short_of_its_declared_total_says_so(kind: Kind) {
     let note: String = db.scalar("SELECT note FROM dmig_runs WHERE id = 1");
     assert_eq!(note, message);
     let status = dmig(DMIG, dir.path(), &["status", "-D", &url]).expect_code(0);
-    assert!(status.stdout.contains("note: the run ended short"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("note: the run ended short"),
+        "{}",
+        status.stdout
+    );
     let history = dmig(DMIG, dir.path(), &["history", "-D", &url, "--json"]).expect_code(0);
     let runs: Json = serde_json::from_str(&history.stdout).unwrap();
     assert_eq!(runs[0]["note"], message);
@@ -97,18 +115,35 @@ fn issue_14_a_run_short_of_its_declared_total_says_so(kind: Kind) {
     // Past the total is noted too; the exact total is not.
     let args = run_probe(
         &url,
-        &["--force", "--arg", "mode=declare", "--arg", "declare=8", "--output", "json"],
+        &[
+            "--force",
+            "--arg",
+            "mode=declare",
+            "--arg",
+            "declare=8",
+            "--output",
+            "json",
+        ],
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let over = dmig(DMIG, dir.path(), &args).expect_code(0);
     assert!(
-        over.stdout.contains("processed 10 rows, 2 more than the 8 it declared"),
+        over.stdout
+            .contains("processed 10 rows, 2 more than the 8 it declared"),
         "{}",
         over.stdout
     );
     let args = run_probe(
         &url,
-        &["--force", "--arg", "mode=declare", "--arg", "declare=10", "--output", "json"],
+        &[
+            "--force",
+            "--arg",
+            "mode=declare",
+            "--arg",
+            "declare=10",
+            "--output",
+            "json",
+        ],
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let exact = dmig(DMIG, dir.path(), &args).expect_code(0);
@@ -140,7 +175,11 @@ fn issue_14_a_cursor_that_does_not_advance_stops_the_run(kind: Kind) {
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("--max-stalled-steps 0"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--max-stalled-steps 0"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(db.user_data(), before);
     let (status, steps): (String, i64) = db
         .rows::<(String, i64)>("SELECT status, steps FROM dmig_runs")
@@ -184,11 +223,22 @@ fn issue_14_a_cursor_that_does_not_advance_stops_the_run(kind: Kind) {
     // A dry run stops the same way.
     let args = run_probe(
         &url,
-        &["--restart", "--arg", "mode=stall", "--dry-run", "--max-steps", "50"],
+        &[
+            "--restart",
+            "--arg",
+            "mode=stall",
+            "--dry-run",
+            "--max-steps",
+            "50",
+        ],
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let dry = dmig(DMIG, dir.path(), &args).expect_code(20);
-    assert!(dry.stderr.contains("the migration does not advance"), "{}", dry.stderr);
+    assert!(
+        dry.stderr.contains("the migration does not advance"),
+        "{}",
+        dry.stderr
+    );
 }
 
 fn issue_14_a_queue_drained_from_one_cursor_runs_to_the_end(kind: Kind) {
@@ -224,29 +274,50 @@ fn issue_14_one_step_is_counted_in_the_singular(kind: Kind) {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = dmig(DMIG, dir.path(), &args).expect_code(0);
     assert!(
-        out.stdout.contains("applied runner-probe: 1 step, 1 row in "),
+        out.stdout
+            .contains("applied runner-probe: 1 step, 1 row in "),
         "{}",
         out.stdout
     );
     let args = run_probe(
         &url,
-        &["--force", "--arg", "mode=contend", "--arg", "order=1,1", "--arg", "steps=2"],
+        &[
+            "--force",
+            "--arg",
+            "mode=contend",
+            "--arg",
+            "order=1,1",
+            "--arg",
+            "steps=2",
+        ],
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = dmig(DMIG, dir.path(), &args).expect_code(0);
     assert!(
-        out.stdout.contains("applied runner-probe: 2 steps, 4 rows in "),
+        out.stdout
+            .contains("applied runner-probe: 2 steps, 4 rows in "),
         "{}",
         out.stdout
     );
     let args = run_probe(
         &url,
-        &["--force", "--arg", "mode=contend", "--arg", "order=1", "--arg", "steps=3", "--max-steps", "1"],
+        &[
+            "--force",
+            "--arg",
+            "mode=contend",
+            "--arg",
+            "order=1",
+            "--arg",
+            "steps=3",
+            "--max-steps",
+            "1",
+        ],
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = dmig(DMIG, dir.path(), &args).expect_code(7);
     assert!(
-        out.stderr.contains("was interrupted after 1 step of this run"),
+        out.stderr
+            .contains("was interrupted after 1 step of this run"),
         "{}",
         out.stderr
     );

@@ -199,7 +199,10 @@ pub enum Error {
         cause: FailureCause,
     },
     /// The ledger's schema is newer than this dmig-host understands.
-    #[error("the dmig ledger in this database has schema version {found} (upgraded by dmig-host {upgraded_by}), newer than version {supported}, which this dmig-host {} understands; nothing was written (run a dmig-host at least as new as the one that upgraded it)", crate::ledger::HOST_VERSION)]
+    #[error(
+        "the dmig ledger in this database has schema version {found} (upgraded by dmig-host {upgraded_by}), newer than version {supported}, which this dmig-host {} understands; nothing was written (run a dmig-host at least as new as the one that upgraded it)",
+        crate::ledger::HOST_VERSION
+    )]
     LedgerTooNew {
         found: i64,
         upgraded_by: String,
@@ -399,5 +402,5 @@ mod tests {
         assert_eq!(plural(3, "retry"), "3 retries");
         assert_eq!(plural(1, "retry"), "1 retry");
         assert_eq!(plural(2, "key"), "2 keys");
-            }
+    }
 }

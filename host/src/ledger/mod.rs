@@ -360,7 +360,9 @@ async fn has_column(conn: &mut Connection, table: &str, column: &str) -> Result<
 /// The run query for a ledger of this version, reading the columns an older
 /// ledger lacks as NULL or 0 (status and history upgrade nothing).
 async fn run_select(conn: &mut Connection) -> Result<String> {
-    let version = schema_version(conn).await?.map_or(SCHEMA_VERSION, |(v, _)| v);
+    let version = schema_version(conn)
+        .await?
+        .map_or(SCHEMA_VERSION, |(v, _)| v);
     let signer = if version >= 2 {
         "signer"
     } else {

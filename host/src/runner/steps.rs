@@ -216,15 +216,21 @@ impl Run<'_> {
                     self.report(instance, &mut progress, observer);
                     attempt += 1;
                     if !self
-                        .wait_to_retry(instance, &mut progress, attempt, &error, observer, stop, lock)
+                        .wait_to_retry(
+                            instance,
+                            &mut progress,
+                            attempt,
+                            &error,
+                            observer,
+                            stop,
+                            lock,
+                        )
                         .await
                     {
                         return Err(self.interrupted(instance, &progress, observer).await);
                     }
                     if let Err(e) = self.fresh_instance(instance).await {
-                        let cause = cause.with_suffix(&format!(
-                            "; it could not be retried: {e}"
-                        ));
+                        let cause = cause.with_suffix(&format!("; it could not be retried: {e}"));
                         self.record_failure(instance, run_id, &cause.to_string())
                             .await;
                         return Err(self.failed(&progress, cause));
@@ -486,9 +492,7 @@ impl Run<'_> {
                 error,
             }),
             (
-                Err(StepError::Failed(
-                    cause @ (FailureCause::Guest(_) | FailureCause::Trap(_)),
-                )),
+                Err(StepError::Failed(cause @ (FailureCause::Guest(_) | FailureCause::Trap(_)))),
                 Some(error),
             ) => Err(StepError::Transient { error, cause }),
             (other, _) => other,
@@ -508,7 +512,9 @@ impl Run<'_> {
         // The server's count is only needed where the stall check could
         // fire: the step kept its cursor and wrote nothing the host saw.
         let guest = match guest {
-            Ok(step) if step.cursor.is_some() && step.cursor == cursor && tally.rows_written == 0 => {
+            Ok(step)
+                if step.cursor.is_some() && step.cursor == cursor && tally.rows_written == 0 =>
+            {
                 match checks::rows_written(instance.connection()).await {
                     Ok(after) => {
                         let server = after
