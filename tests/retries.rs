@@ -246,10 +246,7 @@ fn deadlock(kind: Kind, retries: u32) {
     assert_eq!(finished[0]["outcome"]["retries"], 1);
     // The application's writes and the step's, each exactly once.
     assert_eq!(rows, [(1, 11), (2, 11)]);
-    assert_eq!(
-        (status.as_str(), counted, error),
-        ("succeeded".into(), 1, None)
-    );
+    assert_eq!((status.as_str(), counted, error), ("succeeded", 1, None));
 }
 
 /// The application holds row 2 until the run reports its first retry; the
