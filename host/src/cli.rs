@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
-use crate::error::{Error, ExitCode};
+use crate::error::{Error, ExitCode, plural};
 use crate::ledger::{MigrationStatus, RunRecord};
 use crate::manifest::{self, Manifest};
 use crate::runner::{
@@ -272,6 +272,19 @@ struct RunArgs {
     /// How long to wait for another host running the same migration.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     lock_timeout: Duration,
+
+    /// How many times to run a step again after a transient error (deadlock,
+    /// serialization failure, lock wait timeout): the step is rolled back
+    /// and retried from the same cursor after a jittered backoff (100 ms
+    /// doubling, at most 5 s). 0 fails at the first.
+    #[arg(long, value_name = "N", default_value_t = runner::retry::DEFAULT_RETRIES)]
+    retries: u32,
+
+    /// Fail the run when this many steps in a row return the cursor they
+    /// were given and change no rows (the migration does not advance). 0
+    /// turns the check off.
+    #[arg(long, value_name = "N", default_value_t = runner::DEFAULT_MAX_STALLED_STEPS)]
+    max_stalled_steps: u32,
 
     /// Run only artifacts signed by a key in this directory (its *.pub
     /// files); unsigned, tampered or untrusted artifacts are refused before
@@ -650,6 +663,8 @@ fn run_options(args: &RunArgs) -> Result<RunOptions, Error> {
         max_steps: args.max_steps,
         dry_run: args.dry_run,
         lock_timeout: args.lock_timeout,
+        retries: args.retries,
+        max_stalled_steps: args.max_stalled_steps,
         allow_undeclared: args.allow_undeclared,
         trusted_keys: args
             .trusted_keys
@@ -804,16 +819,29 @@ impl ProgressBar {
     }
 
     fn event(&mut self, event: &Event) {
-        if let Event::Started {
-            migration,
-            run_id: Some(run_id),
-            resumed_from: Some(cursor),
-            ..
-        } = event
-        {
-            let line = format!(
+        let line = match event {
+            Event::Started {
+                migration,
+                run_id: Some(run_id),
+                resumed_from: Some(cursor),
+                ..
+            } => Some(format!(
                 "resuming {migration} from cursor {cursor} (run {run_id}); pass --restart to start over"
-            );
+            )),
+            Event::Retry {
+                step,
+                attempt,
+                retries,
+                delay_ms,
+                error,
+                ..
+            } => Some(format!(
+                "retrying step {step} ({attempt} of {retries}) in {delay_ms} ms after a transient error: {error}"
+            )),
+            Event::Warning { message, .. } => Some(format!("warning: {message}")),
+            _ => None,
+        };
+        if let Some(line) = line {
             match &self.bar {
                 Some(bar) => bar.println(line),
                 None => eprintln!("{line}"),
@@ -876,14 +904,18 @@ fn print_outcome(outcome: &Outcome) {
             .as_deref()
             .map(|c| format!(", resumed from cursor {c}"))
             .unwrap_or_default();
+        let retried = match outcome.retries {
+            0 => String::new(),
+            n => format!(", {} after transient errors", plural(n, "retry")),
+        };
         let run = outcome
             .run_id
-            .map(|id| format!(" (run {id}{resumed})"))
+            .map(|id| format!(" (run {id}{resumed}{retried})"))
             .unwrap_or_default();
         format!(
-            "{verb} {name}: {} steps, {} rows in {:.2} s{run}",
-            outcome.steps,
-            outcome.rows,
+            "{verb} {name}: {}, {} in {:.2} s{run}",
+            plural(outcome.steps, "step"),
+            plural(outcome.rows, "row"),
             outcome.elapsed.as_secs_f64(),
         )
     };
@@ -948,7 +980,8 @@ fn print_history(runs: &[RunRecord], json: bool) {
         "duration",
         "steps",
         "rows",
-        "error",
+        "retries",
+        "error / note",
     ]);
     for run in runs {
         let duration = run
@@ -964,7 +997,8 @@ fn print_history(runs: &[RunRecord], json: bool) {
             duration,
             run.steps.to_string(),
             run.rows_processed.to_string(),
-            run.error.clone().unwrap_or_default(),
+            run.retries.to_string(),
+            error_or_note(run),
         ]);
     }
     emit(&table.to_string());
@@ -995,7 +1029,7 @@ fn print_status(statuses: &[MigrationStatus], artifacts: Option<&[ArtifactStatus
         "rows",
         "finished",
         "sha256",
-        "error",
+        "error / note",
     ]);
     for s in statuses {
         let m = &s.migration;
@@ -1010,10 +1044,19 @@ fn print_status(statuses: &[MigrationStatus], artifacts: Option<&[ArtifactStatus
                 .unwrap_or_default(),
             m.last_finished_at.clone().unwrap_or_default(),
             m.sha256.chars().take(12).collect(),
-            run.and_then(|r| r.error.clone()).unwrap_or_default(),
+            run.map(error_or_note).unwrap_or_default(),
         ]);
     }
     emit(&table.to_string());
+}
+
+/// A run's error, or else the runner's note on it (marked as one).
+fn error_or_note(run: &RunRecord) -> String {
+    match (&run.error, &run.note) {
+        (Some(error), _) => error.clone(),
+        (None, Some(note)) => format!("note: {note}"),
+        (None, None) => String::new(),
+    }
 }
 
 fn print_artifacts(artifacts: &[ArtifactStatus]) {
@@ -1041,8 +1084,8 @@ fn print_artifacts(artifacts: &[ArtifactStatus]) {
         })
         .count();
     emit(&format!(
-        "{pending} of {} artifacts pending",
-        artifacts.len()
+        "{pending} of {} pending",
+        plural(artifacts.len() as u64, "artifact")
     ));
     emit(&table.to_string());
 }

@@ -67,6 +67,13 @@ pub enum ExitCode {
     BadSignature = 18,
     /// The artifact is signed, but by no trusted key.
     UntrustedSigner = 19,
+    /// The migration stopped advancing: its steps kept returning the cursor
+    /// they were given and changed no rows (see `--max-stalled-steps`); the
+    /// run was recorded as failed.
+    NoProgress = 20,
+    /// The database's ledger was upgraded by a newer dmig-host, past the
+    /// schema version this one understands; nothing was written.
+    LedgerTooNew = 21,
     /// A bug in dmig-host itself.
     Internal = 70,
 }
@@ -89,6 +96,25 @@ pub enum FailureCause {
     /// The run lost the migration's lock (its connection was closed, or
     /// another host took it over) and stopped; the text says how.
     LockLost(String),
+    /// The migration does not advance: its steps returned the cursor they
+    /// were given and changed no rows, several times in a row; the text
+    /// says what the runner saw.
+    NoProgress(String),
+}
+
+impl FailureCause {
+    /// The same cause with `suffix` appended to its text.
+    pub(crate) fn with_suffix(self, suffix: &str) -> Self {
+        let add = |m: String| format!("{m}{suffix}");
+        match self {
+            FailureCause::Guest(m) => FailureCause::Guest(add(m)),
+            FailureCause::Trap(m) => FailureCause::Trap(add(m)),
+            FailureCause::Database(m) => FailureCause::Database(add(m)),
+            FailureCause::Capability(m) => FailureCause::Capability(add(m)),
+            FailureCause::LockLost(m) => FailureCause::LockLost(add(m)),
+            FailureCause::NoProgress(m) => FailureCause::NoProgress(add(m)),
+        }
+    }
 }
 
 impl std::fmt::Display for FailureCause {
@@ -98,7 +124,8 @@ impl std::fmt::Display for FailureCause {
             | FailureCause::Trap(m)
             | FailureCause::Database(m)
             | FailureCause::Capability(m)
-            | FailureCause::LockLost(m) => f.write_str(m),
+            | FailureCause::LockLost(m)
+            | FailureCause::NoProgress(m) => f.write_str(m),
         }
     }
 }
@@ -171,6 +198,16 @@ pub enum Error {
         cursor: Option<String>,
         cause: FailureCause,
     },
+    /// The ledger's schema is newer than this dmig-host understands.
+    #[error(
+        "the dmig ledger in this database has schema version {found} (upgraded by dmig-host {upgraded_by}), newer than version {supported}, which this dmig-host {} understands; nothing was written (run a dmig-host at least as new as the one that upgraded it)",
+        crate::ledger::HOST_VERSION
+    )]
+    LedgerTooNew {
+        found: i64,
+        upgraded_by: String,
+        supported: i64,
+    },
     /// Another host holds the migration's lock.
     #[error("migration {name} is locked by {} on {host} (pid {pid}) since {since}; gave up after {} (raise --lock-timeout, or wait for that run to finish)", run_id.map_or("a run starting".to_owned(), |id| format!("run {id}")), humantime::format_duration(*waited))]
     Locked {
@@ -182,7 +219,7 @@ pub enum Error {
         waited: std::time::Duration,
     },
     /// The run was stopped before finishing, on purpose; resumable.
-    #[error("migration {name} was interrupted after {steps} steps of this run (run {run_id}, cursor {cursor}); run it again to resume", cursor = cursor.as_deref().unwrap_or("<start>"))]
+    #[error("migration {name} was interrupted after {} of this run (run {run_id}, cursor {cursor}); run it again to resume", plural(*steps, "step"), cursor = cursor.as_deref().unwrap_or("<start>"))]
     Interrupted {
         name: String,
         run_id: i64,
@@ -323,6 +360,11 @@ impl Error {
                 cause: FailureCause::LockLost(_),
                 ..
             } => ExitCode::LockLost,
+            Error::MigrationFailed {
+                cause: FailureCause::NoProgress(_),
+                ..
+            } => ExitCode::NoProgress,
+            Error::LedgerTooNew { .. } => ExitCode::LedgerTooNew,
             Error::MigrationFailed { .. } | Error::DescribeFailed { .. } => {
                 ExitCode::MigrationFailed
             }
@@ -338,3 +380,30 @@ impl Error {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `n` and `noun`, plural unless `n` is 1: "1 step", "2 steps", "0 rows",
+/// "3 retries" (a consonant and `y` become `ies`; other nouns take `s`).
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        return format!("{n} {noun}");
+    }
+    match noun.strip_suffix('y') {
+        Some(stem) if !stem.ends_with(['a', 'e', 'i', 'o', 'u']) => format!("{n} {stem}ies"),
+        _ => format!("{n} {noun}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_pluralized() {
+        assert_eq!(plural(1, "step"), "1 step");
+        assert_eq!(plural(2, "step"), "2 steps");
+        assert_eq!(plural(0, "row"), "0 rows");
+        assert_eq!(plural(3, "retry"), "3 retries");
+        assert_eq!(plural(1, "retry"), "1 retry");
+        assert_eq!(plural(2, "key"), "2 keys");
+    }
+}

@@ -82,6 +82,41 @@ impl fmt::Display for DbError {
 
 impl std::error::Error for DbError {}
 
+impl DbError {
+    /// Whether this error came from contention with other sessions rather
+    /// than from the statement itself, so the same transaction run again
+    /// later can succeed: a deadlock, a serialization failure, or a lock that
+    /// could not be had in time.
+    ///
+    /// * PostgreSQL (SQLSTATE): `40P01` deadlock_detected, `40001`
+    ///   serialization_failure, `55P03` lock_not_available (`lock_timeout`,
+    ///   `NOWAIT`).
+    /// * MySQL/MariaDB: `40001` is the SQLSTATE of error 1213 (deadlock, the
+    ///   transaction was rolled back). Error 1205 (lock wait timeout) has the
+    ///   generic SQLSTATE `HY000`, which is all the driver reports, so it is
+    ///   recognised by the server's message ("Lock wait timeout exceeded").
+    /// * SQLite (extended result code): `SQLITE_BUSY` (5) and
+    ///   `SQLITE_LOCKED` (6) with any extended code (261, 517, 262, …):
+    ///   another connection held the lock past the busy timeout.
+    ///
+    /// Codes dmig makes itself (`dmig:…`) are never transient.
+    pub fn is_transient(&self, dialect: Dialect) -> bool {
+        let Some(code) = self.code.as_deref() else {
+            return false;
+        };
+        match dialect {
+            Dialect::Postgres => matches!(code, "40P01" | "40001" | "55P03"),
+            Dialect::Mysql => {
+                code == "40001"
+                    || (code == "HY000" && self.message.starts_with("Lock wait timeout exceeded"))
+            }
+            Dialect::Sqlite => code
+                .parse::<i64>()
+                .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),
+        }
+    }
+}
+
 impl From<sqlx::Error> for DbError {
     fn from(error: sqlx::Error) -> Self {
         match &error {

@@ -1,14 +1,18 @@
 //! The ledger: what dmig has done to a database, kept in that database.
 //!
-//! Two tables, created on first use:
+//! Its tables, created on first use:
 //!
 //! * `dmig_migrations`: one row per migration name: the artifact's sha256,
 //!   its state, when it was first applied and when a run last finished.
 //! * `dmig_runs`: one row per attempt: direction, status, start and finish
 //!   times, steps, rows processed, the last committed cursor (`last_cursor`),
 //!   the error, the host version, and the key id of the signature that was
-//!   verified before the run (`signer`, when `--trusted-keys` was given).
+//!   verified before the run (`signer`, when `--trusted-keys` was given),
+//!   a note on a run that succeeded but ended short of its declared total
+//!   (`note`), and how many times a step was retried (`retries`).
 //! * `dmig_locks`: who is running which migration (see [`lock`]).
+//! * `dmig_schema`: the ledger's schema version, one row per upgrade (see
+//!   [`ensure_schema`]); a host refuses a ledger newer than it understands.
 //!
 //! The ledger is written through the same driver-neutral [`Connection`] as the
 //! guest's statements, so its logic exists once; only the DDL differs per
@@ -17,6 +21,8 @@
 
 pub mod lock;
 mod schema;
+
+pub use schema::SCHEMA_VERSION;
 
 use std::fmt;
 
@@ -110,6 +116,12 @@ pub struct RunRecord {
     pub sha256: String,
     /// The key id whose signature was verified before the run, if one was.
     pub signer: Option<String>,
+    /// What the runner noticed about a run that succeeded, e.g. that it
+    /// processed fewer rows than the migration declared.
+    pub note: Option<String>,
+    /// How many times a step of this run was rolled back after a transient
+    /// error (deadlock, serialization failure, lock timeout) and run again.
+    pub retries: i64,
 }
 
 impl RunRecord {
@@ -149,60 +161,224 @@ pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Creates the ledger tables if they are missing, and adds the columns a
-/// ledger made by an older dmig-host lacks.
+/// How long a host waits for another host that is creating or upgrading the
+/// ledger (MySQL; PostgreSQL waits within the statement timeout, SQLite
+/// within its busy timeout).
+const SCHEMA_LOCK_TIMEOUT_SECS: i64 = 60;
+
+/// Creates the ledger if it is missing, or upgrades it in place to
+/// [`SCHEMA_VERSION`], one ordered change at a time; a ledger already at
+/// that version costs one read.
+///
+/// Safe when several hosts start at once: they take turns (PostgreSQL:
+/// `pg_advisory_xact_lock` in the transaction around the DDL; MySQL: a
+/// `GET_LOCK` named after the database around its self-committing DDL;
+/// SQLite: `BEGIN IMMEDIATE`), and each one reads the version again once it
+/// has its turn, so one creates or upgrades and the others find it done.
+///
+/// # Errors
+///
+/// [`Error::LedgerTooNew`] when a newer dmig-host has upgraded the ledger
+/// past what this one understands (nothing is written); [`Error::Ledger`]
+/// when the database fails.
 pub async fn ensure_schema(conn: &mut Connection) -> Result<()> {
-    for ddl in schema::ddl(conn.dialect()) {
-        conn.execute(&ddl, &[])
-            .await
-            .map_err(|e| ledger_error("create tables", e))?;
+    if check_version(conn).await? == Some(SCHEMA_VERSION) {
+        return Ok(());
     }
-    if !has_signer_column(conn).await {
-        conn.execute("ALTER TABLE dmig_runs ADD COLUMN signer TEXT", &[])
-            .await
-            .map_err(|e| ledger_error("upgrade tables", e))?;
+    let dialect = conn.dialect();
+    let serialize = schema::serialize(dialect);
+    let failed = |e| ledger_error("create or upgrade tables", e);
+    match serialize {
+        // MySQL: DDL commits by itself, so no transaction; a named lock.
+        Some((take, Some(release))) => {
+            let taken = conn
+                .query(take, &[SCHEMA_LOCK_TIMEOUT_SECS.into()])
+                .await
+                .map_err(failed)?;
+            if !matches!(
+                taken.rows.first().and_then(|r| r.first()),
+                Some(Value::Int(1) | Value::Boolean(true))
+            ) {
+                return Err(failed(crate::db::DbError {
+                    code: None,
+                    message: format!(
+                        "another host kept the ledger's schema lock for over {SCHEMA_LOCK_TIMEOUT_SECS} s (is one stuck creating the ledger?)"
+                    ),
+                }));
+            }
+            let result = upgrade(conn).await;
+            let released = conn.query(release, &[]).await;
+            result?;
+            released.map_err(failed).map(drop)
+        }
+        // PostgreSQL and SQLite: DDL is transactional.
+        other => {
+            conn.begin().await.map_err(failed)?;
+            let result = async {
+                if let Some((take, _)) = other {
+                    // `execute`: pg_advisory_xact_lock returns void.
+                    conn.execute(take, &[]).await.map_err(failed)?;
+                }
+                upgrade(conn).await
+            }
+            .await;
+            match result {
+                Ok(()) => conn.commit().await.map_err(failed),
+                Err(e) => {
+                    let _ = conn.rollback().await;
+                    Err(e)
+                }
+            }
+        }
     }
-    // guestout (issue 14, item 7): the lock holder's identity.
-    if conn
-        .query("SELECT instance FROM dmig_locks WHERE 1 = 0", &[])
+}
+
+/// Brings the ledger to [`SCHEMA_VERSION`]; the caller holds the schema
+/// lock.
+async fn upgrade(conn: &mut Connection) -> Result<()> {
+    let dialect = conn.dialect();
+    let failed = |e| ledger_error("create or upgrade tables", e);
+    let found = check_version(conn).await?.unwrap_or(0);
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // Without a recorded version (a ledger from before versions, or one
+    // whose creation a host did not finish), every change is made again:
+    // each is a no-op where it was made already.
+    let first = match recorded_version(conn).await? {
+        Some(_) => found + 1,
+        None => 1,
+    };
+    conn.execute(&schema::version_table(dialect), &[])
         .await
-        .is_err()
-    {
-        conn.execute("ALTER TABLE dmig_locks ADD COLUMN instance TEXT", &[])
-            .await
-            .map_err(|e| ledger_error("upgrade tables", e))?;
+        .map_err(failed)?;
+    for version in first..=SCHEMA_VERSION {
+        for change in schema::upgrade(dialect, version) {
+            match change {
+                schema::Change::Create(statements) => {
+                    for ddl in statements {
+                        conn.execute(&ddl, &[]).await.map_err(failed)?;
+                    }
+                }
+                schema::Change::AddColumn {
+                    table,
+                    column,
+                    definition,
+                } => {
+                    if !has_column(conn, table, column).await? {
+                        let ddl = format!("ALTER TABLE {table} ADD COLUMN {column} {definition}");
+                        conn.execute(&ddl, &[]).await.map_err(failed)?;
+                    }
+                }
+            }
+        }
+        conn.execute(
+            "INSERT INTO dmig_schema (version, applied_at, host_version) VALUES (?, ?, ?)",
+            &[version.into(), now().into(), HOST_VERSION.into()],
+        )
+        .await
+        .map_err(failed)?;
     }
+    tracing::info!(from = found, to = SCHEMA_VERSION, "ledger schema upgraded");
     Ok(())
 }
 
-/// Whether `dmig_runs` has the `signer` column (added in dmig-host 0.1 with
-/// signed artifacts). Run outside a transaction: on PostgreSQL a failed
-/// statement would poison one.
-async fn has_signer_column(conn: &mut Connection) -> bool {
-    conn.query("SELECT signer FROM dmig_runs WHERE 1 = 0", &[])
-        .await
-        .is_ok()
-}
-
-/// The run query, reading `signer` as NULL from a ledger too old to have it
-/// (status and history upgrade nothing).
-async fn run_select(conn: &mut Connection) -> String {
-    let signer = if has_signer_column(conn).await {
-        "signer"
-    } else {
-        "NULL AS signer"
+/// The ledger's version, refusing one newer than this host understands;
+/// `None` when the database has no ledger.
+async fn check_version(conn: &mut Connection) -> Result<Option<i64>> {
+    let Some((version, by)) = schema_version(conn).await? else {
+        return Ok(None);
     };
-    format!("{RUN_SELECT}, {signer} FROM dmig_runs")
+    if version > SCHEMA_VERSION {
+        return Err(Error::LedgerTooNew {
+            found: version,
+            upgraded_by: by,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(Some(version))
 }
 
-/// Whether this database has a ledger at all (without creating one).
-pub async fn exists(conn: &mut Connection) -> Result<bool> {
-    let (sql, params) = schema::table_exists(conn.dialect(), "dmig_migrations");
+/// The ledger's schema version and the dmig-host version that brought it
+/// there (unknown for ledgers made before versioning); `None` when the
+/// database has no ledger. Reads only.
+pub async fn schema_version(conn: &mut Connection) -> Result<Option<(i64, String)>> {
+    if let Some(recorded) = recorded_version(conn).await? {
+        return Ok(Some(recorded));
+    }
+    if !table_exists(conn, "dmig_migrations").await? {
+        return Ok(None);
+    }
+    let legacy = if has_column(conn, "dmig_runs", "signer").await? {
+        2
+    } else {
+        1
+    };
+    Ok(Some((legacy, "a dmig-host before ledger versions".into())))
+}
+
+/// The highest version recorded in `dmig_schema`, and by which dmig-host;
+/// `None` when there is no such table or row.
+async fn recorded_version(conn: &mut Connection) -> Result<Option<(i64, String)>> {
+    if !table_exists(conn, "dmig_schema").await? {
+        return Ok(None);
+    }
+    let rows = conn
+        .query(
+            "SELECT version, host_version FROM dmig_schema ORDER BY version DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .map_err(|e| ledger_error("read the schema version", e))?;
+    rows.rows
+        .first()
+        .map(|row| {
+            let c = Cols { rows: &rows, row };
+            Ok((c.int("version")?, c.text("host_version")?))
+        })
+        .transpose()
+}
+
+async fn table_exists(conn: &mut Connection, table: &str) -> Result<bool> {
+    let (sql, params) = schema::table_exists(conn.dialect(), table);
     let rows = conn
         .query(sql, &params)
         .await
         .map_err(|e| ledger_error("read", e))?;
     Ok(!rows.rows.is_empty())
+}
+
+async fn has_column(conn: &mut Connection, table: &str, column: &str) -> Result<bool> {
+    let (sql, params) = schema::column_exists(conn.dialect(), table, column);
+    let rows = conn
+        .query(sql, &params)
+        .await
+        .map_err(|e| ledger_error("read", e))?;
+    Ok(!rows.rows.is_empty())
+}
+
+/// The run query for a ledger of this version, reading the columns an older
+/// ledger lacks as NULL or 0 (status and history upgrade nothing).
+async fn run_select(conn: &mut Connection) -> Result<String> {
+    let version = schema_version(conn)
+        .await?
+        .map_or(SCHEMA_VERSION, |(v, _)| v);
+    let signer = if version >= 2 {
+        "signer"
+    } else {
+        "NULL AS signer"
+    };
+    let added = if version >= 3 {
+        "note, retries"
+    } else {
+        "NULL AS note, 0 AS retries"
+    };
+    Ok(format!("{RUN_SELECT}, {signer}, {added} FROM dmig_runs"))
+}
+
+/// Whether this database has a ledger at all (without creating one).
+pub async fn exists(conn: &mut Connection) -> Result<bool> {
+    table_exists(conn, "dmig_migrations").await
 }
 
 /// The ledger row of migration `name`, if it ever ran here.
@@ -224,7 +400,7 @@ pub async fn migration(conn: &mut Connection, name: &str) -> Result<Option<Migra
 
 /// The most recent run of migration `name`, if any.
 pub async fn latest_run(conn: &mut Connection, name: &str) -> Result<Option<RunRecord>> {
-    let select = run_select(conn).await;
+    let select = run_select(conn).await?;
     latest_run_with(conn, &select, name).await
 }
 
@@ -249,7 +425,7 @@ async fn latest_run_with(
 
 /// Every run, newest first.
 pub async fn runs(conn: &mut Connection) -> Result<Vec<RunRecord>> {
-    let sql = format!("{} ORDER BY id DESC", run_select(conn).await);
+    let sql = format!("{} ORDER BY id DESC", run_select(conn).await?);
     let rows = conn
         .query(&sql, &[])
         .await
@@ -267,7 +443,7 @@ pub async fn status(conn: &mut Connection) -> Result<Vec<MigrationStatus>> {
         )
         .await
         .map_err(|e| ledger_error("read", e))?;
-    let select = run_select(conn).await;
+    let select = run_select(conn).await?;
     let mut statuses = Vec::with_capacity(rows.rows.len());
     for row in &rows.rows {
         let migration = migration_from_row(&rows, row)?;
@@ -408,20 +584,22 @@ pub async fn checkpoint(
     Ok(())
 }
 
-/// Marks the run succeeded and the migration applied (or reverted). Call
-/// inside the last step's transaction.
+/// Marks the run succeeded, with the runner's `note` if it has one, and the
+/// migration applied (or reverted). Call inside the last step's transaction.
 pub async fn finish(
     conn: &mut Connection,
     run_id: i64,
     migration: &str,
     direction: Direction,
+    note: Option<&str>,
 ) -> Result<(), crate::db::DbError> {
     let finished = now();
     conn.execute(
-        "UPDATE dmig_runs SET status = ?, finished_at = ? WHERE id = ?",
+        "UPDATE dmig_runs SET status = ?, finished_at = ?, note = ? WHERE id = ?",
         &[
             RunStatus::Succeeded.as_str().into(),
             finished.as_str().into(),
+            note.into(),
             run_id.into(),
         ],
     )
@@ -451,6 +629,18 @@ pub async fn finish(
 /// `TEXT` holds 65,535 bytes, and a write it refused would leave the run
 /// `running`).
 pub const MAX_ERROR: usize = 16 * 1024;
+
+/// Counts one retry of a step of run `run_id` (a statement of its own, after
+/// the failed attempt was rolled back).
+pub async fn count_retry(conn: &mut Connection, run_id: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE dmig_runs SET retries = retries + 1 WHERE id = ?",
+        &[run_id.into()],
+    )
+    .await
+    .map(drop)
+    .map_err(|e| ledger_error("count a retry", e))
+}
 
 /// Records a failed run in its own transaction. Call after the failed step
 /// was rolled back. `error` is stored on one line (control characters
@@ -626,5 +816,7 @@ fn run_from_row(rows: &Rows, row: &[Value]) -> Result<RunRecord> {
         host_version: c.text("host_version")?,
         sha256: c.text("sha256")?,
         signer: c.opt_text("signer")?,
+        note: c.opt_text("note")?,
+        retries: c.int("retries")?,
     })
 }

@@ -33,6 +33,28 @@ pub enum Event {
         level: String,
         message: String,
     },
+    /// A step met a transient error (deadlock, serialization failure, lock
+    /// timeout); it was rolled back and runs again from the same cursor
+    /// after `delay_ms`.
+    Retry {
+        run_id: Option<i64>,
+        /// The step that runs again (1-based, within this run).
+        step: u64,
+        /// This retry's number, from 1 to `retries`.
+        attempt: u32,
+        /// How many retries a step may have (`--retries`).
+        retries: u32,
+        /// The wait before the retry, in milliseconds.
+        delay_ms: u64,
+        cursor: Option<String>,
+        error: String,
+    },
+    /// Something the operator should know about a run that still
+    /// succeeded (also noted on the run in the ledger).
+    Warning {
+        run_id: Option<i64>,
+        message: String,
+    },
     /// The run finished (or found nothing to do).
     Finished { outcome: Outcome },
     /// A dry run finished and everything was rolled back.

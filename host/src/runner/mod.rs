@@ -4,12 +4,18 @@
 //! * [`events`]: what a run reports as it goes.
 //! * [`stop`]: stopping a run from outside (signals).
 //! * [`directory`]: running a directory of artifacts in order.
+//! * [`retry`]: running a step again after a transient error.
+//! * `checks`: steps that do not advance, runs that end short of their total.
 //! * `steps`: the step loop itself, for real runs and dry runs.
 
+mod checks;
 pub mod directory;
 pub mod events;
+pub mod retry;
 mod steps;
 pub mod stop;
+
+pub use checks::DEFAULT_MAX_STALLED_STEPS;
 
 use std::fmt;
 use std::time::Duration;
@@ -25,6 +31,7 @@ use crate::db::Connection;
 use crate::error::{Error, Result};
 use crate::ledger::{self, MigrationState, RunStatus};
 use crate::sandbox::{GuestFailure, Metadata, Sandbox};
+
 use crate::signing::{self, TrustedKeys};
 
 /// Which way a migration runs.
@@ -88,6 +95,13 @@ pub struct RunOptions {
     /// Require a valid signature by one of these keys before anything of the
     /// artifact is compiled or run.
     pub trusted_keys: Option<TrustedKeys>,
+    /// How many times one step may be rolled back after a transient error
+    /// (deadlock, serialization failure, lock timeout) and run again from
+    /// the same cursor; 0 fails at the first. See [`retry`].
+    pub retries: u32,
+    /// Fail the run once this many steps in a row returned the cursor they
+    /// were given and changed no rows; 0 never does.
+    pub max_stalled_steps: u32,
 }
 
 impl Default for RunOptions {
@@ -103,6 +117,8 @@ impl Default for RunOptions {
             lock_timeout: Duration::from_secs(30),
             allow_undeclared: false,
             trusted_keys: None,
+            retries: retry::DEFAULT_RETRIES,
+            max_stalled_steps: DEFAULT_MAX_STALLED_STEPS,
         }
     }
 }
@@ -123,6 +139,12 @@ pub struct Outcome {
     pub resumed_from: Option<String>,
     /// Net row count change per table (dry runs only).
     pub changes: Vec<TableChange>,
+    /// Steps of this run that were rolled back after a transient error and
+    /// run again.
+    pub retries: u64,
+    /// What the runner noticed about a run that succeeded (it ended short of
+    /// the total the migration declared, or past it); also in the ledger.
+    pub note: Option<String>,
     #[serde(serialize_with = "as_secs")]
     pub elapsed: Duration,
 }
@@ -260,6 +282,8 @@ impl Runner {
         }
         let run = steps::Run {
             url,
+            sandbox: &self.sandbox,
+            loaded: &loaded,
             meta,
             sha256: artifact.sha256().to_owned(),
             direction,

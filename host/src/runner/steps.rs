@@ -3,18 +3,22 @@
 
 use std::time::{Duration, Instant};
 
+use super::checks::{self, Stall};
 use super::{
     Direction, Event, Observer, Outcome, OutcomeKind, RunOptions, Start, StopHandle, TableChange,
-    plan,
+    plan, retry,
 };
 use crate::db::{CANCEL_GRACE, Connection, DbError};
-use crate::error::{Error, FailureCause, Result};
+use crate::error::{Error, FailureCause, Result, plural};
 use crate::ledger::{self, NewRun, lock::Lock};
-use crate::sandbox::{GuestFailure, Instance, Metadata, Step};
+use crate::sandbox::{GuestFailure, Instance, LoadedMigration, Metadata, Sandbox, Step};
 
 /// One run being carried out.
 pub(crate) struct Run<'a> {
     pub url: &'a str,
+    /// Where a retried step gets its fresh instance.
+    pub sandbox: &'a Sandbox,
+    pub loaded: &'a LoadedMigration,
     pub meta: Metadata,
     pub sha256: String,
     pub direction: Direction,
@@ -28,8 +32,23 @@ pub(crate) struct Run<'a> {
 enum StepError {
     /// It failed; the cause goes into the ledger.
     Failed(FailureCause),
+    /// It met contention with other sessions (`error`, see
+    /// [`DbError::is_transient`]) and may succeed when run again; `cause` is
+    /// how it failed, recorded if it is not retried.
+    Transient { error: DbError, cause: FailureCause },
     /// It was cancelled by a second stop request.
     Aborted,
+}
+
+/// A step the guest finished, with what the host saw of it.
+struct Done {
+    step: Step,
+    /// Rows its statements wrote: the host's count of the guest's calls,
+    /// and for a step that kept its cursor and wrote nothing by that count,
+    /// the server's (see `checks::rows_written`).
+    written: u64,
+    /// What the runner noted on the run, when this step ended it.
+    note: Option<String>,
 }
 
 /// Where the loop is, for events, errors and the outcome.
@@ -39,6 +58,13 @@ struct Progress {
     steps: u64,
     rows: u64,
     expected_rows: Option<u64>,
+    /// Steps of this run retried after a transient error.
+    retries: u64,
+    /// Steps in a row that did not advance.
+    stall: Stall,
+    /// Rows the last step wrote.
+    last_written: u64,
+    note: Option<String>,
 }
 
 impl Run<'_> {
@@ -73,6 +99,8 @@ impl Run<'_> {
             rows: progress.rows,
             resumed_from,
             changes: Vec::new(),
+            retries: progress.retries,
+            note: progress.note.clone(),
             elapsed: started.elapsed(),
         }
     }
@@ -104,7 +132,7 @@ impl Run<'_> {
     fn nothing_to_do(&self, observer: &mut dyn Observer, started: Instant) -> Outcome {
         let outcome = self.outcome(
             OutcomeKind::AlreadyApplied,
-            &Progress::new(None, None),
+            &Progress::new(None, None, 0),
             None,
             started,
         );
@@ -149,7 +177,7 @@ impl Run<'_> {
             },
         )
         .await?;
-        let mut progress = Progress::new(Some(run_id), cursor);
+        let mut progress = Progress::new(Some(run_id), cursor, self.options.max_stalled_steps);
         if let Some(cause) = lock.renew(conn, Some(run_id)).await? {
             self.record_failure(instance, run_id, &cause.to_string())
                 .await;
@@ -164,6 +192,8 @@ impl Run<'_> {
             dry_run: false,
         });
 
+        // Retries of the step about to run (reset by every step that commits).
+        let mut attempt = 0;
         loop {
             if let Some(reason) = lock.lost_reason() {
                 let cause = FailureCause::LockLost(reason);
@@ -174,10 +204,45 @@ impl Run<'_> {
             if self.must_stop(&progress, stop) {
                 return Err(self.interrupted(instance, &progress, observer).await);
             }
-            let step = match self.one_step(instance, &progress, stop, Some(lock)).await {
-                Ok(step) => step,
+            let done = match self
+                .one_step(instance, &mut progress, observer, stop, Some(lock))
+                .await
+            {
+                Ok(done) => done,
                 Err(StepError::Aborted) => {
                     return Err(self.interrupted(instance, &progress, observer).await);
+                }
+                Err(StepError::Transient { error, cause }) if attempt < self.options.retries => {
+                    self.report(instance, &mut progress, observer);
+                    attempt += 1;
+                    if !self
+                        .wait_to_retry(
+                            instance,
+                            &mut progress,
+                            attempt,
+                            &error,
+                            observer,
+                            stop,
+                            lock,
+                        )
+                        .await
+                    {
+                        return Err(self.interrupted(instance, &progress, observer).await);
+                    }
+                    if let Err(e) = self.fresh_instance(instance).await {
+                        let cause = cause.with_suffix(&format!("; it could not be retried: {e}"));
+                        self.record_failure(instance, run_id, &cause.to_string())
+                            .await;
+                        return Err(self.failed(&progress, cause));
+                    }
+                    continue;
+                }
+                Err(StepError::Transient { cause, .. }) => {
+                    self.report(instance, &mut progress, observer);
+                    let cause = self.out_of_retries(cause, attempt);
+                    self.record_failure(instance, run_id, &cause.to_string())
+                        .await;
+                    return Err(self.failed(&progress, cause));
                 }
                 Err(StepError::Failed(cause)) => {
                     self.report(instance, &mut progress, observer);
@@ -186,10 +251,23 @@ impl Run<'_> {
                     return Err(self.failed(&progress, cause));
                 }
             };
-            let done = step.cursor.is_none();
-            self.advance(instance, &mut progress, step, observer);
-            if done {
+            attempt = 0;
+            let given = progress.cursor.clone();
+            let finished = done.step.cursor.is_none();
+            self.advance(instance, &mut progress, done, observer);
+            if finished {
                 break;
+            }
+            if let Some(seen) = progress.stall.observe(
+                progress.steps,
+                given.as_deref(),
+                progress.cursor.as_deref(),
+                progress.last_written,
+            ) {
+                let cause = FailureCause::NoProgress(seen);
+                self.record_failure(instance, run_id, &cause.to_string())
+                    .await;
+                return Err(self.stalled(&progress, cause));
             }
             if let Some(pause) = self.options.pause {
                 // A lock lost during the pause is found at the loop's top.
@@ -204,6 +282,7 @@ impl Run<'_> {
             run = run_id,
             steps = progress.steps,
             rows = progress.rows,
+            retries = progress.retries,
             "run finished"
         );
         let outcome = self.outcome(OutcomeKind::Completed, &progress, resumed_from, started);
@@ -265,7 +344,7 @@ impl Run<'_> {
         let Start::From { cursor, resumed } = start else {
             return Ok(self.outcome(
                 OutcomeKind::AlreadyApplied,
-                &Progress::new(None, None),
+                &Progress::new(None, None, 0),
                 None,
                 started,
             ));
@@ -278,23 +357,37 @@ impl Run<'_> {
             resumed_from: resumed_from.clone(),
             dry_run: true,
         });
-        let mut progress = Progress::new(None, cursor);
+        let mut progress = Progress::new(None, cursor, self.options.max_stalled_steps);
         loop {
             if self.must_stop(&progress, stop) {
                 break;
             }
-            let step = match self.one_step(instance, &progress, stop, None).await {
-                Ok(step) => step,
+            // A dry run's steps share one transaction: a transient error
+            // ended it, and there is no step boundary to retry from.
+            let done = match self
+                .one_step(instance, &mut progress, observer, stop, None)
+                .await
+            {
+                Ok(done) => done,
                 Err(StepError::Aborted) => break,
-                Err(StepError::Failed(cause)) => {
+                Err(StepError::Failed(cause) | StepError::Transient { cause, .. }) => {
                     self.report(instance, &mut progress, observer);
                     return Err(self.failed(&progress, cause));
                 }
             };
-            let done = step.cursor.is_none();
-            self.advance(instance, &mut progress, step, observer);
-            if done {
+            let given = progress.cursor.clone();
+            let finished = done.step.cursor.is_none();
+            self.advance(instance, &mut progress, done, observer);
+            if finished {
                 break;
+            }
+            if let Some(seen) = progress.stall.observe(
+                progress.steps,
+                given.as_deref(),
+                progress.cursor.as_deref(),
+                progress.last_written,
+            ) {
+                return Err(self.stalled(&progress, FailureCause::NoProgress(seen)));
             }
         }
         let after = instance
@@ -327,35 +420,48 @@ impl Run<'_> {
     /// caller's transaction holds it. A real step stops at once when the
     /// lock is lost, and a step that fails while the lock is lost fails for
     /// that reason.
+    ///
+    /// A step during which the database reported contention to the guest
+    /// (whether or not the guest passed the error on: PostgreSQL's
+    /// transaction is then aborted, MySQL's deadlock victim rolled back)
+    /// fails as [`StepError::Transient`], unless the guest broke a rule.
     async fn one_step(
         &self,
         instance: &mut Instance,
-        progress: &Progress,
+        progress: &mut Progress,
+        observer: &mut dyn Observer,
         stop: &StopHandle,
         lock: Option<&Lock>,
-    ) -> Result<Step, StepError> {
+    ) -> Result<Done, StepError> {
         let transactional = lock.is_some();
-        let db = |e: DbError| StepError::Failed(FailureCause::Database(e.to_string()));
+        let dialect = instance.connection().dialect();
+        let db = |e: DbError| classify(dialect, FailureCause::Database(e.to_string()), e);
         if transactional {
             instance.connection().begin().await.map_err(db)?;
         }
-        // A guest whose SQL the gate cannot bound (raw SQL, no manifest) can
-        // reach the ledger through dynamic SQL without naming it: guard the
-        // ledger by its contents instead (see `ledger::digest`).
+        // A guard of the ledger for a guest whose SQL the gate cannot bound
+        // (raw SQL, no manifest): it can reach the ledger through dynamic
+        // SQL without naming it, so compare the ledger's contents instead
+        // (see `ledger::digest`).
         let guard = if transactional && instance.sql_unbounded() {
             Some(ledger::digest(instance.connection()).await.map_err(db)?)
         } else {
             None
         };
+        let written_before = checks::rows_written(instance.connection())
+            .await
+            .map_err(db)?;
+        instance.take_db_tally();
         let lost = async {
             match lock {
                 Some(lock) => lock.lost().await,
                 None => std::future::pending().await,
             }
         };
+        let cursor = progress.cursor.clone();
         let guest = async {
             let step = instance
-                .step(self.direction, progress.cursor.as_deref())
+                .step(self.direction, cursor.as_deref())
                 .await
                 .map_err(cause)?;
             if step.cursor.is_none() && self.direction == Direction::Up {
@@ -376,6 +482,21 @@ impl Run<'_> {
             () = stop.aborting() => Err(StepError::Aborted),
             reason = lost => Err(StepError::Failed(FailureCause::LockLost(reason))),
         };
+        let tally = instance.take_db_tally();
+        // Contention the guest met fails the step, however the guest took
+        // it; a broken rule (a refused statement) or a lost lock stays what
+        // it is.
+        let guest = match (guest, tally.transient) {
+            (Ok(_), Some(error)) => Err(StepError::Transient {
+                cause: FailureCause::Database(error.to_string()),
+                error,
+            }),
+            (
+                Err(StepError::Failed(cause @ (FailureCause::Guest(_) | FailureCause::Trap(_)))),
+                Some(error),
+            ) => Err(StepError::Transient { error, cause }),
+            (other, _) => other,
+        };
         let guest = match (guest, guard) {
             (Ok(step), Some(before)) => match ledger::digest(instance.connection()).await {
                 Ok(after) if after == before => Ok(step),
@@ -388,12 +509,46 @@ impl Run<'_> {
             },
             (other, _) => other,
         };
+        // The server's count is only needed where the stall check could
+        // fire: the step kept its cursor and wrote nothing the host saw.
+        let guest = match guest {
+            Ok(step)
+                if step.cursor.is_some() && step.cursor == cursor && tally.rows_written == 0 =>
+            {
+                match checks::rows_written(instance.connection()).await {
+                    Ok(after) => {
+                        let server = after
+                            .zip(written_before)
+                            .map_or(0, |(after, before)| after.saturating_sub(before));
+                        Ok((step, server))
+                    }
+                    Err(e) => Err(db(e)),
+                }
+            }
+            Ok(step) => Ok((step, tally.rows_written)),
+            Err(e) => Err(e),
+        };
         let result = match guest {
-            Ok(step) if let Some(lock) = lock => self
-                .commit(instance, progress, step, lock)
-                .await
-                .map_err(StepError::Failed),
-            other => other,
+            Ok((step, written)) => {
+                // The step's logs and total, before its commit: the total
+                // decides the note the last step commits.
+                self.report(instance, progress, observer);
+                let note = if step.cursor.is_none() {
+                    checks::total_note(progress.rows + step.processed, progress.expected_rows)
+                } else {
+                    None
+                };
+                let done = Done {
+                    step,
+                    written,
+                    note,
+                };
+                match lock {
+                    Some(lock) => self.commit(instance, progress, done, lock).await,
+                    None => Ok(done),
+                }
+            }
+            Err(e) => Err(e),
         };
         if result.is_err() {
             let conn = instance.connection();
@@ -422,41 +577,133 @@ impl Run<'_> {
                     Ok(()) => other,
                 }))
             }
+            (Err(StepError::Transient { error, cause }), Some(lock)) => {
+                Err(match lock.verify().await {
+                    Err(lost) => StepError::Failed(lost),
+                    Ok(()) => StepError::Transient { error, cause },
+                })
+            }
             (result, _) => result,
         }
     }
 
     /// Writes the checkpoint and the lock's renewal (and, on the last step,
-    /// the run's completion) and commits the step, if the lock is still this
-    /// host's (see `ledger::lock` for why this is race-free).
+    /// the run's completion and note) and commits the step, if the lock is
+    /// still this host's (see `ledger::lock` for why this is race-free).
     async fn commit(
         &self,
         instance: &mut Instance,
         progress: &Progress,
-        step: Step,
+        done: Done,
         lock: &Lock,
-    ) -> Result<Step, FailureCause> {
-        let db = |e: DbError| FailureCause::Database(e.to_string());
+    ) -> Result<Done, StepError> {
         let conn = instance.connection();
+        let dialect = conn.dialect();
+        let db = |e: DbError| classify(dialect, FailureCause::Database(e.to_string()), e);
         let run_id = progress.run_id.expect("real runs have a run id");
         // The fence first: it fails if another host replaced this host's
         // lock row, and from here on this transaction holds that row, so a
         // host that takes the lock cannot replace it (and so cannot read the
         // ledger to plan its start) until this step has committed.
-        lock.renew_in(conn, None).await?;
+        lock.renew_in(conn, None).await.map_err(StepError::Failed)?;
+        let step = &done.step;
         ledger::checkpoint(conn, run_id, step.cursor.as_deref(), step.processed)
             .await
             .map_err(db)?;
         if step.cursor.is_none() {
-            ledger::finish(conn, run_id, &self.meta.name, self.direction)
-                .await
-                .map_err(db)?;
+            ledger::finish(
+                conn,
+                run_id,
+                &self.meta.name,
+                self.direction,
+                done.note.as_deref(),
+            )
+            .await
+            .map_err(db)?;
         }
         // And the advisory lock is held right now: never commit a step after
         // the lock connection could be known lost.
-        lock.verify().await?;
+        lock.verify().await.map_err(StepError::Failed)?;
         conn.commit().await.map_err(db)?;
-        Ok(step)
+        Ok(done)
+    }
+
+    /// Before retry `attempt` of the step at `progress`: reports it, counts
+    /// it in the ledger, and waits the backoff. `false` when a stop was
+    /// requested meanwhile (the run is then interrupted, resumable from the
+    /// same cursor). A lock lost meanwhile is found at the loop's top.
+    ///
+    /// The event comes before the count: on SQLite the count waits for the
+    /// writer that made the step fail, which may be waiting for that event.
+    #[allow(clippy::too_many_arguments)]
+    async fn wait_to_retry(
+        &self,
+        instance: &mut Instance,
+        progress: &mut Progress,
+        attempt: u32,
+        error: &DbError,
+        observer: &mut dyn Observer,
+        stop: &StopHandle,
+        lock: &Lock,
+    ) -> bool {
+        let run_id = progress.run_id.expect("real runs have a run id");
+        let delay = retry::backoff(attempt, retry::jitter());
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        progress.retries += 1;
+        tracing::warn!(
+            run = run_id,
+            step = progress.steps + 1,
+            attempt,
+            delay_ms,
+            "transient error, retrying the step: {error}"
+        );
+        observer.event(&Event::Retry {
+            run_id: Some(run_id),
+            step: progress.steps + 1,
+            attempt,
+            retries: self.options.retries,
+            delay_ms,
+            cursor: progress.cursor.clone(),
+            error: error.to_string(),
+        });
+        if let Err(e) = ledger::count_retry(instance.connection(), run_id).await {
+            tracing::warn!("could not count the retry in the ledger: {e}");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => !stop.stop_requested(),
+            () = stop.stopping() => false,
+            _ = lock.lost() => true,
+        }
+    }
+
+    /// Replaces `instance` with a fresh one of the same migration on a new
+    /// connection: a retried step must not see what the failed attempt left
+    /// in the guest's memory, nor a session it may have changed.
+    async fn fresh_instance(&self, instance: &mut Instance) -> Result<()> {
+        let mut conn = Connection::connect(self.url).await?;
+        conn.set_statement_timeout(self.step_timeout)
+            .await
+            .map_err(|e| ledger::ledger_error("set the statement timeout", e))?;
+        *instance = self
+            .sandbox
+            .instantiate(self.loaded, conn, self.options.args.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// The cause of a step that met a transient error once more than
+    /// `--retries` allows.
+    fn out_of_retries(&self, cause: FailureCause, attempts: u32) -> FailureCause {
+        let retries = self.options.retries;
+        if retries == 0 {
+            cause.with_suffix(" (a transient error; not retried: --retries 0)")
+        } else {
+            cause.with_suffix(&format!(
+                " (a transient error, still there after {}; raise --retries, or find what \
+                 holds the locks)",
+                plural(u64::from(attempts), "retry")
+            ))
+        }
     }
 
     /// Counts a finished step and reports it.
@@ -464,17 +711,20 @@ impl Run<'_> {
         &self,
         instance: &mut Instance,
         progress: &mut Progress,
-        step: Step,
+        done: Done,
         observer: &mut dyn Observer,
     ) {
+        let step = done.step;
         progress.steps += 1;
         progress.rows += step.processed;
         progress.cursor = step.cursor;
+        progress.last_written = done.written;
         self.report(instance, progress, observer);
         tracing::info!(
             run = progress.run_id,
             step = progress.steps,
             rows = step.processed,
+            written = done.written,
             cursor = progress.cursor.as_deref(),
             "step done"
         );
@@ -486,6 +736,14 @@ impl Run<'_> {
             expected_rows: progress.expected_rows,
             cursor: progress.cursor.clone(),
         });
+        if let Some(note) = done.note {
+            tracing::warn!(run = progress.run_id, "{note}");
+            observer.event(&Event::Warning {
+                run_id: progress.run_id,
+                message: note.clone(),
+            });
+            progress.note = Some(note);
+        }
     }
 
     /// Passes on what the guest logged, and the total it declared.
@@ -511,8 +769,8 @@ impl Run<'_> {
                 run_id: progress.run_id,
                 level: "warn".into(),
                 message: format!(
-                    "{} more log messages from this step were dropped",
-                    report.dropped_logs
+                    "dropped {} from this step",
+                    plural(report.dropped_logs, "more log message")
                 ),
             });
         }
@@ -561,6 +819,19 @@ impl Run<'_> {
         }
     }
 
+    /// The run's failure after `progress.steps` steps of which the last ones
+    /// did not advance (they committed: the error names the last of them).
+    fn stalled(&self, progress: &Progress, cause: FailureCause) -> Error {
+        Error::MigrationFailed {
+            name: self.meta.name.clone(),
+            direction: self.direction,
+            run_id: progress.run_id,
+            step: progress.steps,
+            cursor: progress.cursor.clone(),
+            cause,
+        }
+    }
+
     fn failed(&self, progress: &Progress, cause: FailureCause) -> Error {
         Error::MigrationFailed {
             name: self.meta.name.clone(),
@@ -582,14 +853,27 @@ fn cause(failure: GuestFailure) -> FailureCause {
     }
 }
 
+/// A database error as a step's failure: transient or not.
+fn classify(dialect: crate::db::Dialect, cause: FailureCause, error: DbError) -> StepError {
+    if error.is_transient(dialect) {
+        StepError::Transient { error, cause }
+    } else {
+        StepError::Failed(cause)
+    }
+}
+
 impl Progress {
-    fn new(run_id: Option<i64>, cursor: Option<String>) -> Self {
+    fn new(run_id: Option<i64>, cursor: Option<String>, max_stalled_steps: u32) -> Self {
         Progress {
             run_id,
             cursor,
             steps: 0,
             rows: 0,
             expected_rows: None,
+            retries: 0,
+            stall: Stall::new(max_stalled_steps),
+            last_written: 0,
+            note: None,
         }
     }
 }

@@ -39,9 +39,13 @@ impl db::Host for HostState {
             max_rows: self.calls.max_result_rows,
             max_bytes: self.calls.max_result_bytes,
         };
+        let writes = returns_written_rows(&admitted.text);
         let result = self
             .bounded(|conn| async move { conn.query_limited(&*admitted, &params, limits).await })
             .await?;
+        if writes && let Ok(rows) = &result {
+            self.tally.rows_written += rows.rows.len() as u64;
+        }
         Ok(result.map(types::Rows::from))
     }
 
@@ -55,8 +59,13 @@ impl db::Host for HostState {
             Err(e) => return Ok(Err(e.into())),
         };
         let params = params.into_iter().map(Value::from).collect::<Vec<_>>();
-        self.bounded(|conn| async move { conn.execute(&*admitted, &params).await })
-            .await
+        let result = self
+            .bounded(|conn| async move { conn.execute(&*admitted, &params).await })
+            .await?;
+        if let Ok(n) = result {
+            self.tally.rows_written += n;
+        }
+        Ok(result)
     }
 
     async fn execute_many(
@@ -73,8 +82,13 @@ impl db::Host for HostState {
             .into_iter()
             .map(|set| set.into_iter().map(Value::from).collect())
             .collect::<Vec<Vec<_>>>();
-        self.bounded(|conn| async move { conn.execute_many(&*admitted, &param_sets).await })
-            .await
+        let result = self
+            .bounded(|conn| async move { conn.execute_many(&*admitted, &param_sets).await })
+            .await?;
+        if let Ok(n) = result {
+            self.tally.rows_written += n;
+        }
+        Ok(result)
     }
 }
 
@@ -188,6 +202,7 @@ impl HostState {
             }));
         };
         let timeout = self.step_timeout;
+        let dialect = self.conn.dialect();
         let canceller = self.conn.canceller();
         canceller.begin_call();
         let call = call(&mut self.conn);
@@ -198,6 +213,12 @@ impl HostState {
                 // A call that ends after the deadline is a timeout all the same.
                 if tokio::time::Instant::now() >= deadline {
                     return Err(wasmtime::Error::new(HostTrap::StepTimeoutInHostCall { timeout }));
+                }
+                if let Err(e) = &result
+                    && self.tally.transient.is_none()
+                    && e.is_transient(dialect)
+                {
+                    self.tally.transient = Some(e.clone());
                 }
                 Ok(result.map_err(types::DbError::from))
             }
@@ -212,6 +233,22 @@ impl HostState {
             }
         }
     }
+}
+
+/// Whether a statement sent through `query` writes the rows it returns: an
+/// `INSERT`, `UPDATE`, `DELETE` or `REPLACE` with `RETURNING`, by the first
+/// word of the gate's canonical text. (A PostgreSQL `WITH … DELETE …
+/// RETURNING` is not seen here; the runner counts PostgreSQL's writes from
+/// the server's own statistics.)
+fn returns_written_rows(text: &str) -> bool {
+    let first = text
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or_default();
+    ["INSERT", "UPDATE", "DELETE", "REPLACE"]
+        .iter()
+        .any(|k| first.eq_ignore_ascii_case(k))
 }
 
 impl From<types::Value> for Value {

@@ -29,7 +29,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx};
 pub use crate::sql::Refusal;
 pub use cache::ComponentCache;
 pub use output::CapturedOutput;
-pub use state::{HostState, HostTrap, Report};
+pub use state::{DbTally, HostState, HostTrap, Report};
 
 use crate::artifact::Artifact;
 use crate::bindings::{PACKAGE, WitVersion, latest, v0_1_0};
@@ -466,6 +466,7 @@ impl Sandbox {
             stderr,
             args,
             report: Report::default(),
+            tally: Default::default(),
             admitted: Default::default(),
             gate,
             schema_changed: false,
@@ -675,6 +676,13 @@ impl Instance {
         })?;
         meta.check().map_err(GuestFailure::Returned)?;
         Ok(meta)
+    }
+
+    /// What the database did for the guest's statements since the last call
+    /// of this method (rows written, the first transient error), as the host
+    /// saw it.
+    pub fn take_db_tally(&mut self) -> DbTally {
+        std::mem::take(&mut self.store.data_mut().tally)
     }
 
     /// What the guest reported (logs, total) since the last call.

@@ -30,6 +30,8 @@ pub struct HostState {
     pub(crate) args: Vec<(String, String)>,
     /// What the guest reported during the current step.
     pub(crate) report: Report,
+    /// What the database did for the guest during the current step.
+    pub(crate) tally: DbTally,
     /// Guest SQL texts the gate admitted, with what it sends for each (see
     /// `db_host`), so each text is analysed once.
     pub(crate) admitted: std::collections::HashMap<String, std::sync::Arc<crate::sql::Admitted>>,
@@ -53,6 +55,21 @@ pub struct Report {
     pub logs: Vec<(tracing::Level, String)>,
     /// Messages dropped past the per-step cap.
     pub dropped_logs: u64,
+}
+
+/// What the database did for the guest's statements during a step, as the
+/// host saw it (nothing here comes from the guest).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DbTally {
+    /// Rows the statements wrote, as the database counted them: the
+    /// affected rows of `execute` and `execute-many`, and the rows an
+    /// `INSERT`, `UPDATE`, `DELETE` or `REPLACE … RETURNING` returned
+    /// through `query`.
+    pub rows_written: u64,
+    /// The first error of the step that came from contention with other
+    /// sessions (see [`crate::db::DbError::is_transient`]), whether or not
+    /// the guest passed it on.
+    pub transient: Option<crate::db::DbError>,
 }
 
 impl WasiView for HostState {
