@@ -267,7 +267,7 @@ fn issue_14_a_running_total_past_the_ledger_fails_the_step(kind: Kind) {
 fn issue_14_a_cursor_is_stored_whole_or_the_step_fails(kind: Kind) {
     for (behaviour, says) in [
         ("cursor-huge", "a cursor of 100000 bytes"),
-        ("cursor-control", r"control character \u{a} at byte 1"),
+        ("cursor-nul", "a cursor with a NUL character at byte 1"),
     ] {
         let Some((dir, db, artifact)) = setup(kind, behaviour) else {
             return;
@@ -283,6 +283,26 @@ fn issue_14_a_cursor_is_stored_whole_or_the_step_fails(kind: Kind) {
         assert_eq!((status.as_str(), rows, cursor), ("failed", 0, None));
         assert_ledger_readable(&dir, &db);
     }
+    // Any other text (a text key may hold a tab, or right-to-left marks) is
+    // stored whole and shown escaped.
+    let Some((dir, db, artifact)) = setup(kind, "cursor-control") else {
+        return;
+    };
+    let stopped = run(
+        &dir,
+        &db,
+        &artifact,
+        "cursor-control",
+        &["--max-steps", "1"],
+    )
+    .expect_code(7);
+    assert_no_forged_lines(&stopped.stderr);
+    assert!(!stopped.stderr.contains('\u{1b}'), "{}", stopped.stderr);
+    let (status, _, _, cursor) = the_run(&db);
+    assert_eq!(
+        (status.as_str(), cursor.as_deref()),
+        ("interrupted", Some("1\n\u{1b}[2Kapplied"))
+    );
 }
 
 /// `describe()` must agree with the manifest in every field it has; the

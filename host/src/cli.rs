@@ -826,7 +826,8 @@ impl ProgressBar {
                 resumed_from: Some(cursor),
                 ..
             } => Some(format!(
-                "resuming {migration} from cursor {cursor} (run {run_id}); pass --restart to start over"
+                "resuming {migration} from cursor {} (run {run_id}); pass --restart to start over",
+                crate::sandbox::text::shown_cursor(cursor)
             )),
             Event::Retry {
                 step,
@@ -902,7 +903,12 @@ fn print_outcome(outcome: &Outcome) {
         let resumed = outcome
             .resumed_from
             .as_deref()
-            .map(|c| format!(", resumed from cursor {c}"))
+            .map(|c| {
+                format!(
+                    ", resumed from cursor {}",
+                    crate::sandbox::text::shown_cursor(c)
+                )
+            })
             .unwrap_or_default();
         let retried = match outcome.retries {
             0 => String::new(),

@@ -186,7 +186,7 @@ pub enum Error {
     },
     /// The migration failed; its open step was rolled back and the run
     /// recorded in the ledger.
-    #[error("migration {name} failed during {direction} step {step} ({}, cursor {cursor}): {cause}", run_id.map_or("dry run".to_owned(), |id| format!("run {id}")), cursor = cursor.as_deref().unwrap_or("<start>"))]
+    #[error("migration {name} failed during {direction} step {step} ({}, cursor {cursor}): {cause}", run_id.map_or("dry run".to_owned(), |id| format!("run {id}")), cursor = cursor.as_deref().map_or("<start>".to_owned(), crate::sandbox::text::shown_cursor))]
     MigrationFailed {
         name: String,
         direction: Direction,
@@ -219,7 +219,7 @@ pub enum Error {
         waited: std::time::Duration,
     },
     /// The run was stopped before finishing, on purpose; resumable.
-    #[error("migration {name} was interrupted after {} of this run (run {run_id}, cursor {cursor}); run it again to resume", plural(*steps, "step"), cursor = cursor.as_deref().unwrap_or("<start>"))]
+    #[error("migration {name} was interrupted after {} of this run (run {run_id}, cursor {cursor}); run it again to resume", plural(*steps, "step"), cursor = cursor.as_deref().map_or("<start>".to_owned(), crate::sandbox::text::shown_cursor))]
     Interrupted {
         name: String,
         run_id: i64,

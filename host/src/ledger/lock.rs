@@ -250,13 +250,14 @@ fn is_dead(token: &str, holder: &Holder, dir: Option<&Path>) -> bool {
         Some(identity) if identity.id == this_process().id => !live_tokens().contains(token),
         _ if holder.host != this_host() => false,
         Some(identity) => identity.is_dead(holder.pid, dir),
-        // Written by a dmig-host that recorded no identity: this process
-        // did not write it, so a row naming this pid is another, gone,
-        // process's; any other pid is checked in /proc.
+        // Written by a dmig-host that recorded no identity: a row naming
+        // this pid may be a live older host in another PID namespace with
+        // the same host name, so only the lease decides for it; any other
+        // pid is checked in /proc.
         None => {
             cfg!(target_os = "linux")
-                && (holder.pid == std::process::id()
-                    || !Path::new(&format!("/proc/{}", holder.pid)).exists())
+                && holder.pid != std::process::id()
+                && !Path::new(&format!("/proc/{}", holder.pid)).exists()
         }
     }
 }

@@ -18,7 +18,12 @@ use crate::db::{Dialect, Value};
 /// 4. `dmig_locks.instance`: who exactly holds a lock (a process instance,
 ///    its boot, PID namespace and start time; see `lock::identity`), so a
 ///    restarted host tells its dead predecessor from a live twin.
-pub const SCHEMA_VERSION: i64 = 4;
+/// 5. MySQL/MariaDB: the columns holding a run's error, note and cursor and
+///    a migration's description in `utf8mb4`, whatever the database's
+///    default character set, so any text a run records can be stored (a
+///    `latin1` column refuses most of Unicode, and the failed write would
+///    leave the run `running`).
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// One ordered change of the ledger's schema.
 pub(super) enum Change {
@@ -60,6 +65,22 @@ pub(super) fn upgrade(dialect: Dialect, version: i64) -> Vec<Change> {
             column: "instance",
             definition: "TEXT",
         }],
+        // The columns that hold text a run brings (key columns stay: the
+        // foreign key between them forbids changing one alone).
+        5 => vec![Change::Create(match dialect {
+            Dialect::Mysql => vec![
+                "ALTER TABLE dmig_runs \
+                 MODIFY error TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, \
+                 MODIFY note TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, \
+                 MODIFY last_cursor TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+                    .into(),
+                "ALTER TABLE dmig_migrations \
+                 MODIFY description TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL"
+                    .into(),
+            ],
+            // Their text is Unicode already.
+            Dialect::Sqlite | Dialect::Postgres => Vec::new(),
+        })],
         _ => Vec::new(),
     }
 }

@@ -486,7 +486,10 @@ impl Run<'_> {
         // Contention the guest met fails the step, however the guest took
         // it; a broken rule (a refused statement) or a lost lock stays what
         // it is.
-        let guest = match (guest, tally.transient) {
+        // A step that committed part of itself (MySQL DDL) is never run
+        // again: its transient error fails the run.
+        let transient = tally.transient.filter(|_| !tally.committed_implicitly);
+        let guest = match (guest, transient) {
             (Ok(_), Some(error)) => Err(StepError::Transient {
                 cause: FailureCause::Database(error.to_string()),
                 error,

@@ -129,6 +129,9 @@ impl HostState {
         {
             self.schema_changed = true;
             self.catalog_stale = true;
+            if self.conn.dialect() == Dialect::Mysql {
+                self.tally.committed_implicitly = true;
+            }
         }
         Ok(admitted)
     }
@@ -201,6 +204,14 @@ impl HostState {
                         .into(),
             }));
         };
+        // After a transient error the step is over whatever the guest does:
+        // PostgreSQL has aborted the transaction, and MySQL has rolled it
+        // back and *ended* it (a deadlock, or a lock wait timeout under
+        // innodb_rollback_on_timeout), so a further statement would commit
+        // on its own and run again when the step is retried.
+        if let Some(error) = &self.tally.transient {
+            return Ok(Err(types::DbError::from(error.clone())));
+        }
         let timeout = self.step_timeout;
         let dialect = self.conn.dialect();
         let canceller = self.conn.canceller();

@@ -70,6 +70,10 @@ pub struct DbTally {
     /// sessions (see [`crate::db::DbError::is_transient`]), whether or not
     /// the guest passed it on.
     pub transient: Option<crate::db::DbError>,
+    /// MySQL/MariaDB: a statement that commits implicitly (DDL, or anything
+    /// the gate could not check) ran in the step, so part of the step may
+    /// be committed and the step must not be run again.
+    pub committed_implicitly: bool,
 }
 
 impl WasiView for HostState {

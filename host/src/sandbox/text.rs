@@ -35,6 +35,12 @@ pub fn is_unsafe(c: char) -> bool {
         )
 }
 
+/// How a cursor (guest text, stored whole) is shown to the operator: on
+/// one line, at most 1 KiB.
+pub fn shown_cursor(cursor: &str) -> String {
+    one_line(cursor, 1024)
+}
+
 /// `text` with every unsafe character escaped (see the module's
 /// documentation), at most `max_bytes` bytes long (marker included; at
 /// least 64 bytes are always allowed, room for the marker).

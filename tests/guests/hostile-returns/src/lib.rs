@@ -79,6 +79,10 @@ impl Guest for HostileReturns {
                 cursor: Some("1\n\u{1b}[2Kapplied".into()),
                 processed: 1,
             }),
+            "cursor-nul" => Ok(Step {
+                cursor: Some("1\0x".into()),
+                processed: 1,
+            }),
             _ => Ok(Step {
                 cursor: None,
                 processed: 1,
