@@ -196,7 +196,7 @@ fn second_run_is_a_noop_and_force_runs_again(kind: Kind) {
     assert!(
         forced
             .stdout
-            .contains("applied backfill-user-slugs: 1 steps, 0 rows"),
+            .contains("applied backfill-user-slugs: 1 step, 0 rows"),
         "{}",
         forced.stdout
     );
