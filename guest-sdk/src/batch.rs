@@ -32,6 +32,10 @@ use crate::migration::Step;
 use crate::rows::{Row, Rows};
 use crate::value::{Dialect, Value};
 
+/// PostgreSQL, locked batches: how many times a batch is read again while
+/// other transactions keep changing its rows' keys (see [`Keyset::fetch`]).
+const MAX_LOCKED_REREADS: usize = 5;
+
 /// A row lock a [`Keyset`] takes on the rows of each batch, held until the
 /// step commits: for the read-modify-write pattern, so that no other
 /// transaction can change a row between the step reading it and writing it.
@@ -397,12 +401,38 @@ impl Keyset {
         params.push(Value::Int(
             i64::try_from(self.size.saturating_add(1)).unwrap_or(i64::MAX),
         ));
-        let mut rows = db::query(&self.sql(dialect, cursor.is_none())?, &params)?;
+        let sql = self.sql(dialect, cursor.is_none())?;
+        let mut rows = db::query(&sql, &params)?;
         let key_names: Vec<String> = names.keys.iter().map(|k| k.name().to_owned()).collect();
-        let key_values = rows
-            .iter()
-            .map(|row| self.key_values(&row, &key_names))
-            .collect::<Result<Vec<_>>>()?;
+        let keys_of = |rows: &crate::rows::Rows| {
+            rows.iter()
+                .map(|row| self.key_values(&row, &key_names))
+                .collect::<Result<Vec<_>>>()
+        };
+        let mut key_values = keys_of(&rows)?;
+        // PostgreSQL sorts, then locks: a row whose key another transaction
+        // changed while this read waited for its lock comes back with its
+        // new key in its old place, and a cursor taken from it would skip
+        // rows. Read again, holding the rows now, until two reads agree.
+        if dialect == Dialect::Postgres && self.lock != Lock::None {
+            let mut stable = false;
+            for _ in 0..MAX_LOCKED_REREADS {
+                let again = db::query(&sql, &params)?;
+                let again_keys = keys_of(&again)?;
+                rows = again;
+                if again_keys == key_values {
+                    stable = true;
+                    break;
+                }
+                key_values = again_keys;
+            }
+            if !stable {
+                return Err(Error::msg(format!(
+                    "the keys of {} kept changing while the batch locked its rows ({MAX_LOCKED_REREADS} reads disagreed); run the migration again",
+                    self.describe_key()
+                )));
+            }
+        }
         for pair in key_values.windows(2) {
             if pair[0] == pair[1] {
                 return Err(self.not_unique(&pair[0]));
@@ -430,7 +460,6 @@ impl Keyset {
         } else {
             0
         };
-        let mut key_values = key_values;
         key_values.truncate(rows.len());
         Ok(Batch {
             rows,
