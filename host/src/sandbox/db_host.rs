@@ -113,13 +113,13 @@ impl HostState {
                     return Ok(Err(DbError {
                         code: e.code,
                         message: format!(
-                            "cannot read the catalog again after a schema change: {}",
+                            "cannot read the database catalog the SQL gate needs: {}",
                             e.message
                         ),
                     }));
                 }
             };
-            self.gate = self.gate.clone().with_catalog(catalog);
+            self.gate.set_catalog(catalog);
             self.admitted.clear();
             self.catalog_stale = false;
         }

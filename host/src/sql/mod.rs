@@ -169,8 +169,13 @@ impl Gate {
     /// column, so a gate for a real PostgreSQL connection must be given the
     /// catalog read from it, and a new one after every schema change.
     pub fn with_catalog(mut self, catalog: Catalog) -> Self {
-        self.catalog = std::sync::Arc::new(catalog);
+        self.set_catalog(catalog);
         self
+    }
+
+    /// Replaces the catalog (see [`Gate::with_catalog`]).
+    pub fn set_catalog(&mut self, catalog: Catalog) {
+        self.catalog = std::sync::Arc::new(catalog);
     }
 
     /// The database this gate reads SQL for.
