@@ -87,6 +87,75 @@ fn issue_14_hosts_started_together_on_a_fresh_database_all_succeed(kind: Kind) {
     }
 }
 
+/// A rolling deploy: a new host upgrades the ledger while an older host's
+/// step is open. The older host holds `dmig_locks` (its step's fence) and
+/// then reads `dmig_runs`, which the upgrade has altered and holds, while
+/// the upgrade waits for `dmig_locks`: a deadlock, whose victim PostgreSQL
+/// picks. The upgrade used to fail with exit 3 when it was the victim; now
+/// it rolls back, waits, and upgrades once the older step has committed.
+#[test]
+fn postgres_issue_14_a_ledger_upgrade_survives_a_deadlock_with_an_older_host() {
+    let dir = TestDir::new("upgrade-deadlock");
+    let Some((test_db, mut db)) = probe_db(Kind::Postgres, &dir, "upgrade_deadlock") else {
+        return;
+    };
+    let url = test_db.url().to_owned();
+    db.exec(&old_ledger(Kind::Postgres, true));
+    let mut older_host = test_db.open();
+    // The older host's step: it holds its lock row. Its own deadlock check
+    // comes late, so the upgrade is the one that finds the deadlock.
+    older_host.exec(
+        "BEGIN;
+         SET LOCAL deadlock_timeout = '30s';
+         INSERT INTO dmig_locks (migration, holder, host, pid, acquired_at, expires_at)
+             VALUES ('old-one', 'older', 'elsewhere', 1, '2026-01-01T00:00:00.000Z',
+                     '2099-01-01T00:00:00.000Z')",
+    );
+    let upgrade = {
+        let dir_path = dir.path().to_owned();
+        let url = url.clone();
+        std::thread::spawn(move || {
+            let args = [
+                "run",
+                guests::RUNNER_PROBE,
+                "-D",
+                &url,
+                "--arg",
+                "mode=contend",
+                "--arg",
+                "order=1",
+            ];
+            dmig(DMIG, &dir_path, &args)
+        })
+    };
+    // The upgrade has altered dmig_runs and waits for dmig_locks.
+    let mut watcher = test_db.open();
+    let since = std::time::Instant::now();
+    while watcher.scalar::<i64>(
+        "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'dmig_locks'::regclass",
+    ) == 0
+    {
+        assert!(
+            since.elapsed() < std::time::Duration::from_secs(60),
+            "the upgrade never waited for dmig_locks"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // The older host's step goes on to dmig_runs: the deadlock. The upgrade
+    // is rolled back, so this read goes through, and the step commits.
+    older_host.scalar::<i64>("SELECT count(*) FROM dmig_runs");
+    older_host.exec("COMMIT");
+    let run = upgrade.join().unwrap().expect_code(0);
+    assert!(
+        run.stderr.contains("deadlock detected") && run.stderr.contains("trying again"),
+        "{}",
+        run.stderr
+    );
+    let versions = db.rows::<(i64,)>("SELECT version FROM dmig_schema ORDER BY version");
+    let expected: Vec<(i64,)> = (1..=VERSION).map(|v| (v,)).collect();
+    assert_eq!(versions, expected);
+}
+
 /// The ledger tables as dmig-host made them before ledger versions (and
 /// before `signer` when `signer` is false).
 fn old_ledger(kind: Kind, signer: bool) -> String {

@@ -716,16 +716,32 @@ fn differing_keys(db: &mut Db, kind: Kind, ty: &str) -> Vec<(i64, Option<String>
 
 /// Runs the round trip for every case; returns one line per case that did
 /// not come back identical.
+/// How the round-trip guest writes the values back (`--arg write=`): one
+/// `INSERT` per row, or the SDK's bulk path, one statement per batch.
+const WRITES: [&str; 3] = ["per-row", "insert_many", "update_many"];
+
 fn round_trip_all(kind: Kind, test: &str, cases: Vec<Case>) -> Option<Vec<String>> {
     let dir = TestDir::new(test);
     let (test_db, mut db) = database(kind, &dir, test)?;
     let host_db = TestDatabase::existing(test_db.url()).unwrap();
     let migration = TestMigration::from_wasm(guests::ROUND_TRIP);
     let mut failures = Vec::new();
-    for case in cases {
+    for (case, write) in cases
+        .iter()
+        .flat_map(|case| WRITES.iter().map(move |write| (case, *write)))
+    {
         fill(&mut db, kind, &case.ty, &case.values);
-        if let Err(error) = migration.on(&host_db).force().restart().up() {
-            failures.push(format!("{}: the run failed: {error}", case.ty));
+        if write == "update_many" {
+            db.exec("INSERT INTO rt_dst (k) SELECT k FROM rt_src");
+        }
+        if let Err(error) = migration
+            .on(&host_db)
+            .arg("write", write)
+            .force()
+            .restart()
+            .up()
+        {
+            failures.push(format!("{} ({write}): the run failed: {error}", case.ty));
             continue;
         }
         let differing = differing_keys(&mut db, kind, &case.ty);
@@ -746,7 +762,10 @@ fn round_trip_all(kind: Kind, test: &str, cases: Vec<Case>) -> Option<Vec<String
                     )
                 })
                 .collect();
-            failures.push(format!("{}: came back different: {values:?}", case.ty));
+            failures.push(format!(
+                "{} ({write}): came back different: {values:?}",
+                case.ty
+            ));
         }
     }
     Some(failures)

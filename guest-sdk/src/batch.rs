@@ -18,8 +18,9 @@
 //! run continues exactly where the last committed step ended. Unlike
 //! `OFFSET`, the cost of a batch does not grow with how far the run has got.
 //!
-//! Nothing is taken on trust: each batch reads one row more than it keeps, and
-//! a key that is not unique (two rows with equal keys, which a batch boundary
+//! Nothing is taken on trust: each batch reads one row more than it keeps (a
+//! batch that locks its rows counts the rows with its last key instead, so
+//! as to lock nothing it does not keep), and a key that is not unique (two rows with equal keys, which a batch boundary
 //! between them would lose), or NULL, fails the step with an error that says
 //! how to fix the key.
 
@@ -229,7 +230,9 @@ impl Keyset {
     }
 
     /// Selects these columns (SQL, e.g. `"id, name, slug"`). The key columns
-    /// must be among them.
+    /// must be among them. This text is sent as written, unlike the table
+    /// and key names: quote a case-sensitive name for the dialect yourself
+    /// ([`db::quote_identifier`](crate::db::quote_identifier)).
     pub fn columns(mut self, columns: impl Into<String>) -> Self {
         self.columns = columns.into();
         self
@@ -300,8 +303,9 @@ impl Keyset {
 
     /// The SQL one batch runs on `dialect` (`first`: the batch without a
     /// cursor), for logs and tests. It ends in `LIMIT ?`, bound to the batch
-    /// size plus one (the row after the batch, read to check the key), and
-    /// then the lock clause.
+    /// size plus one (the row after the batch, read to check the key; the
+    /// batch size alone for a locking read, which must not lock a row it does
+    /// not keep), and then the lock clause.
     ///
     /// # Errors
     ///
@@ -360,8 +364,9 @@ impl Keyset {
     /// rows as [`Keyset::lock`] says.
     ///
     /// The first batch also checks that no row matching the filter has a
-    /// NULL key column (one indexed lookup when the key is indexed): such a
-    /// row would never be read.
+    /// NULL key column (one query, `… WHERE k1 IS NULL OR k2 IS NULL …
+    /// LIMIT 1`: an index lookup for an indexed one-column key, a scan at
+    /// worst for a composite one): such a row would never be read.
     ///
     /// # Errors
     ///
@@ -398,8 +403,13 @@ impl Keyset {
         }
         let (_, filter_params) = self.filter_sql("");
         params.extend(filter_params);
+        // A plain read takes one row more than it keeps, to compare the
+        // batch's last key with the next. A locking read must not lock (or,
+        // with NOWAIT, fail on) a row it does not keep, so it reads the batch
+        // alone and a full batch's last key is counted instead.
+        let lookahead = self.lookahead(dialect);
         params.push(Value::Int(
-            i64::try_from(self.size.saturating_add(1)).unwrap_or(i64::MAX),
+            i64::try_from(self.size.saturating_add(u64::from(lookahead))).unwrap_or(i64::MAX),
         ));
         let sql = self.sql(dialect, cursor.is_none())?;
         let mut rows = db::query(&sql, &params)?;
@@ -448,6 +458,9 @@ impl Keyset {
                 self.check_unique(dialect, &names, last)?;
             }
             rows.truncate(kept);
+        } else if !lookahead && key_values.len() == kept {
+            // A full locked batch: no row after it was read.
+            self.check_unique(dialect, &names, &key_values[kept - 1])?;
         }
         let skipped = if self.lock == Lock::ForUpdateSkipLocked && dialect != Dialect::Sqlite {
             self.count_skipped(
@@ -467,6 +480,12 @@ impl Keyset {
             size: self.size,
             skipped,
         })
+    }
+
+    /// Whether a batch reads the row after it (see [`Keyset::fetch`]):
+    /// unless it locks its rows (SQLite takes no row locks).
+    fn lookahead(&self, dialect: Dialect) -> bool {
+        self.lock == Lock::None || dialect == Dialect::Sqlite
     }
 
     /// The key values of `row`, checked to be usable as a key.

@@ -43,6 +43,7 @@ extern crate self as dmig_guest;
 
 pub mod args;
 mod batch;
+pub mod bulk;
 mod cursor;
 pub mod db;
 mod error;

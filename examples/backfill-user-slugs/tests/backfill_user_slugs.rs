@@ -80,7 +80,39 @@ fn an_interrupted_run_resumes_where_it_stopped(db: TestDatabase) {
     assert_eq!(run.outcome.rows, 4);
 }
 
+/// The per-row variant (kept for the benchmark's comparison) writes exactly
+/// what the default bulk writes do.
+fn per_row_writes_match_bulk_writes(db: TestDatabase) {
+    users(&db);
+    let migration = migration();
+    migration.on(&db).arg("batch_size", 3).up().unwrap();
+    let bulk = slugs(&db);
+    db.execute_script("UPDATE users SET slug = NULL WHERE id <> 6")
+        .unwrap();
+    let run = migration
+        .on(&db)
+        .arg("batch_size", 3)
+        .arg("writes", "per-row")
+        .force()
+        .up()
+        .unwrap();
+    assert_eq!(run.outcome.rows, 6);
+    assert_eq!(slugs(&db), bulk);
+    let Err(HarnessError::Run { error, .. }) =
+        migration.on(&db).arg("writes", "sometimes").force().up()
+    else {
+        panic!("an unknown way to write should fail");
+    };
+    assert!(
+        error.to_string().contains(
+            "--arg writes=sometimes is not a way to write: use bulk (the default) or per-row"
+        ),
+        "{error}"
+    );
+}
+
 dmig_host::test_on_every_database!(
     slugs_are_unique_even_for_equal_names,
     an_interrupted_run_resumes_where_it_stopped,
+    per_row_writes_match_bulk_writes,
 );

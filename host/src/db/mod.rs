@@ -7,6 +7,7 @@
 //! databases really differ (connecting, binding parameters, decoding result
 //! values). docs/VALUES.md describes the value mapping guests rely on.
 
+pub mod backoff;
 mod mysql;
 mod postgres;
 mod sqlite;
@@ -662,16 +663,29 @@ impl Connection {
         }
     }
 
-    /// Runs one statement per parameter set, prepared once (sqlx caches the
-    /// prepared statement on the connection). Stops at the first error, and
-    /// starts no further statement once the call is being cancelled (its
-    /// step ran out of time).
+    /// Runs one statement per parameter set. Stops at the first error, and
+    /// starts nothing more once the call is being cancelled (its step ran
+    /// out of time). SQLite runs every set in one call on the database's
+    /// handle with one prepared statement; PostgreSQL sends up to 1,000 sets
+    /// per round trip (`PREPARE`, one `EXECUTE` per set, `DEALLOCATE`, in one
+    /// message); MySQL/MariaDB run one prepared statement (sqlx caches it)
+    /// per set.
     pub async fn execute_many<'s>(
         &mut self,
         sql: impl Into<Sql<'s>>,
         param_sets: &[Vec<Value>],
     ) -> Result<u64, DbError> {
         let sql = sql.into();
+        self.usable()?;
+        let canceller = self.canceller.clone();
+        let cancelled = std::sync::Arc::new(move || canceller.is_cancelled());
+        match &mut self.inner {
+            Inner::Sqlite(c) => {
+                return sqlite::execute_many(c, sql.text, param_sets, cancelled).await;
+            }
+            Inner::Postgres(c) => return c.execute_many(sql, param_sets, &*cancelled).await,
+            Inner::Mysql(_) => {}
+        }
         let mut affected = 0;
         for params in param_sets {
             if self.canceller.is_cancelled() {

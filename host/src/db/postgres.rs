@@ -45,7 +45,23 @@ pub(super) struct PgSession {
     /// parameters need. Valid as long as the schema the statement names does
     /// not change types, the same assumption sqlx's statement cache makes.
     rewrites: HashMap<String, String>,
+    /// How many batches [`PgSession::execute_many`] has sent: each prepares
+    /// its statement under a new name.
+    batches: u64,
+    /// A batch failed, so its prepared statement may outlive it (`PREPARE`
+    /// is not undone by a rollback): the next batch deallocates leftovers.
+    leftovers: bool,
 }
+
+/// The most parameter sets one [`PgSession::execute_many`] round trip sends.
+const MANY_ROWS_PER_TRIP: usize = 1_000;
+
+/// The most bytes of SQL text one [`PgSession::execute_many`] round trip
+/// sends (more than this goes in further round trips).
+const MANY_BYTES_PER_TRIP: usize = 1 << 20;
+
+/// The names [`PgSession::execute_many`] prepares its statements under.
+const MANY_PREFIX: &str = "dmig_many_";
 
 /// Connects, and learns what identifies the session for a cancel.
 pub(super) async fn connect(url: &str) -> Result<(PgSession, super::cancel::Target)> {
@@ -61,6 +77,8 @@ pub(super) async fn connect(url: &str) -> Result<(PgSession, super::cancel::Targ
     let session = PgSession {
         conn,
         rewrites: HashMap::new(),
+        batches: 0,
+        leftovers: false,
     };
     Ok((session, target))
 }
@@ -115,6 +133,51 @@ fn kind_cast(param: &Value) -> &'static str {
     }
 }
 
+/// Whether `PREPARE` takes `sql`: the statements it can prepare, as the
+/// SQL gate's deparser (and the host's own code) writes them.
+fn preparable(sql: &str) -> bool {
+    let first = sql
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or_default();
+    [
+        "SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "VALUES", "WITH",
+    ]
+    .iter()
+    .any(|k| first.eq_ignore_ascii_case(k))
+}
+
+/// Whether two parameter sets bind the same kinds of values (NULL counts
+/// as a kind), so [`PgSession::statement`] writes one statement for both.
+fn same_kinds(a: &[Value], b: &[Value]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| std::mem::discriminant(x) == std::mem::discriminant(y))
+}
+
+/// `value` as a literal in an `EXECUTE` list: a quoted literal of unknown
+/// type, which the server reads as the prepared parameter's type, or
+/// `NULL`. The session has `standard_conforming_strings` on (the host pins
+/// it at connect), so within quotes only `'` is special.
+fn literal(value: &Value) -> String {
+    let quoted = |text: &str| format!("'{}'", text.replace('\'', "''"));
+    match value {
+        Value::Null => "NULL".to_owned(),
+        Value::Boolean(b) => quoted(if *b { "true" } else { "false" }),
+        Value::Int(i) => quoted(&i.to_string()),
+        Value::Float(f) if f.is_nan() => quoted("NaN"),
+        Value::Float(f) if f.is_infinite() => {
+            quoted(if *f > 0.0 { "Infinity" } else { "-Infinity" })
+        }
+        // The shortest text that reads back as exactly this float.
+        Value::Float(f) => quoted(&format!("{f:e}")),
+        Value::Text(t) => quoted(t),
+        Value::Blob(b) => quoted(&format!("\\x{}", hex::encode(b))),
+    }
+}
+
 /// Whether the server reads a parameter of type `ty` in binary format as
 /// plain UTF-8 text, so an [`Untyped`] value can go as it is.
 fn reads_plain_text(ty: &PgTypeInfo) -> bool {
@@ -145,6 +208,111 @@ impl PgSession {
             .execute(&mut self.conn)
             .await?;
         Ok(done.rows_affected())
+    }
+
+    /// Runs `sql` once per parameter set in one round trip per
+    /// [`MANY_ROWS_PER_TRIP`] sets: one simple-query message holding
+    /// `PREPARE dmig_many_n AS <sql>; EXECUTE dmig_many_n(<literals>); …;
+    /// DEALLOCATE dmig_many_n`.
+    ///
+    /// What runs is what a per-set `execute` runs: the statement is the one
+    /// [`PgSession::statement`] writes for the set's kinds of parameters
+    /// (`$n::int8`, `$n::text::timestamptz`, …), and `PREPARE` infers the
+    /// types of its parameters exactly as the extended protocol's `Parse`
+    /// does; each parameter goes as a quoted literal of unknown type, which
+    /// the server reads as that parameter's type, as it reads the binary
+    /// value `execute` would bind (floats in their shortest exact form,
+    /// blobs as `\x…` hex). Sets whose kinds differ are prepared
+    /// separately, in order. A statement `PREPARE` cannot take, or text
+    /// holding NUL (which PostgreSQL refuses, and which a simple query
+    /// cannot carry), runs one set at a time instead.
+    pub(super) async fn execute_many(
+        &mut self,
+        sql: Sql<'_>,
+        param_sets: &[Vec<Value>],
+        cancelled: &(dyn Fn() -> bool + Sync),
+    ) -> Result<u64, DbError> {
+        let batchable = param_sets.len() > 1
+            && preparable(sql.text)
+            && param_sets
+                .iter()
+                .flatten()
+                .all(|v| !matches!(v, Value::Text(t) if t.contains('\0')));
+        let mut affected = 0;
+        if !batchable {
+            for params in param_sets {
+                if cancelled() {
+                    return Err(super::cancel::cancelled_error());
+                }
+                affected += self.execute(sql, params).await?;
+            }
+            return Ok(affected);
+        }
+        let mut start = 0;
+        while start < param_sets.len() {
+            if cancelled() {
+                return Err(super::cancel::cancelled_error());
+            }
+            let statement = self.statement(sql, &param_sets[start]).await?;
+            self.batches += 1;
+            let name = format!("{MANY_PREFIX}{}", self.batches);
+            let mut trip = String::new();
+            if self.leftovers {
+                for leftover in self.leftover_statements().await? {
+                    trip.push_str(&format!("DEALLOCATE {leftover};\n"));
+                }
+                self.leftovers = false;
+            }
+            trip.push_str(&format!("PREPARE {name} AS {statement};\n"));
+            let mut end = start;
+            while end < param_sets.len()
+                && end - start < MANY_ROWS_PER_TRIP
+                && trip.len() < MANY_BYTES_PER_TRIP
+            {
+                // The next set must have the same kinds of parameters.
+                if end > start && !same_kinds(&param_sets[start], &param_sets[end]) {
+                    break;
+                }
+                let literals: Vec<String> = param_sets[end].iter().map(literal).collect();
+                if literals.is_empty() {
+                    trip.push_str(&format!("EXECUTE {name};\n"));
+                } else {
+                    trip.push_str(&format!("EXECUTE {name}({});\n", literals.join(", ")));
+                }
+                end += 1;
+            }
+            trip.push_str(&format!("DEALLOCATE {name}"));
+            match sqlx::raw_sql(sqlx::AssertSqlSafe(trip))
+                .execute(&mut self.conn)
+                .await
+            {
+                Ok(done) => affected += done.rows_affected(),
+                Err(e) => {
+                    self.leftovers = true;
+                    return Err(e.into());
+                }
+            }
+            start = end;
+        }
+        Ok(affected)
+    }
+
+    /// Statements an earlier failed batch may have left prepared.
+    async fn leftover_statements(&mut self) -> Result<Vec<String>, DbError> {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM pg_prepared_statements WHERE starts_with(name, $1)",
+        )
+        .bind(MANY_PREFIX)
+        .fetch_all(&mut self.conn)
+        .await?;
+        // Only names this session wrote: the prefix and digits.
+        Ok(names
+            .into_iter()
+            .filter(|n| {
+                n.strip_prefix(MANY_PREFIX)
+                    .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .collect())
     }
 
     /// PostgreSQL has no "last insert id": runs `sql` with `RETURNING id`
@@ -463,6 +631,52 @@ fn civil_date(days: i64) -> Date {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn execute_many_literals_read_back_as_the_value() {
+        assert_eq!(literal(&Value::Null), "NULL");
+        assert_eq!(
+            literal(&Value::Int(-9_223_372_036_854_775_808)),
+            "'-9223372036854775808'"
+        );
+        assert_eq!(literal(&Value::Boolean(true)), "'true'");
+        assert_eq!(literal(&Value::Float(0.1)), "'1e-1'");
+        assert_eq!(literal(&Value::Float(-0.0)), "'-0e0'");
+        assert_eq!(literal(&Value::Float(f64::NAN)), "'NaN'");
+        assert_eq!(literal(&Value::Float(f64::NEG_INFINITY)), "'-Infinity'");
+        assert_eq!(
+            literal(&Value::Text("it's \\ $1 ;".into())),
+            "'it''s \\ $1 ;'"
+        );
+        assert_eq!(literal(&Value::Blob(vec![0, 0xff])), "'\\x00ff'");
+        for f in [f64::MIN_POSITIVE, 5e-324, f64::MAX, 1.0 / 3.0] {
+            let text = literal(&Value::Float(f));
+            assert_eq!(
+                text.trim_matches('\'').parse::<f64>().unwrap().to_bits(),
+                f.to_bits()
+            );
+        }
+    }
+
+    #[test]
+    fn only_preparable_statements_are_batched() {
+        assert!(preparable("UPDATE users SET slug = $1 WHERE id = $2::int8"));
+        assert!(preparable(
+            "WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x"
+        ));
+        assert!(preparable("insert into t values ($1)"));
+        assert!(!preparable("CALL p($1)"));
+        assert!(!preparable("DO $$ BEGIN END $$"));
+        assert!(!preparable("CREATE TABLE t (a int)"));
+        assert!(same_kinds(
+            &[Value::Int(1), Value::Text("a".into())],
+            &[Value::Int(2), Value::Text("b".into())]
+        ));
+        assert!(!same_kinds(
+            &[Value::Int(1), Value::Text("a".into())],
+            &[Value::Int(2), Value::Null]
+        ));
+    }
 
     fn numeric(ndigits: i16, weight: i16, sign: u16, scale: i16, digits: &[i16]) -> Vec<u8> {
         let mut out = Vec::new();

@@ -3,12 +3,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteValueRef};
-use sqlx::{ConnectOptions, Sqlite, SqliteConnection, TypeInfo, ValueRef};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, SqliteConnection};
 
-use super::{
-    DbError, ResultLimits, Rows, UNSUPPORTED_TYPE_CODE, Value, bind_natural, fetch_limited, redact,
-};
+use super::{DbError, ResultLimits, Rows, UNSUPPORTED_TYPE_CODE, Value, limit_error, redact};
 use crate::error::{Error, Result};
 
 /// How long a statement waits for another connection's lock before failing.
@@ -37,26 +35,227 @@ pub(super) async fn raw_handle(
     Ok(conn.lock_handle().await?.as_raw_handle())
 }
 
+// Statements run on the connection's own handle through rusqlite, one call
+// per `query`, `execute` or whole `execute_many`, on tokio's blocking pool:
+// sqlx runs each SQLite statement on its worker thread, one hop there and
+// back per statement (and per row read), which cost more than the statement
+// itself. `lock_handle` keeps that worker off the handle meanwhile.
+// Connecting and transactions (`BEGIN`, `COMMIT`) stay with sqlx. The call
+// stays a future that yields, so the step's deadline can fire and interrupt
+// the statement (`sqlite3_interrupt`, see `super::cancel`).
+
+/// The connection's raw handle, sent to the blocking thread that uses it.
+#[derive(Clone, Copy)]
+struct Handle(std::ptr::NonNull<libsqlite3_sys::sqlite3>);
+
+// SAFETY: SQLite handles may be used from any thread, one thread at a time;
+// `with_handle` makes sure only its blocking task uses it meanwhile.
+unsafe impl Send for Handle {}
+
+/// Waits, if the call is dropped before its blocking task finished, for
+/// that task to finish (interrupting its statement first), so the handle is
+/// never released to sqlx's worker while the task may still use it.
+struct Finished {
+    handle: Handle,
+    done: Option<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            // SAFETY: the handle is open: `with_handle`'s lock on it is
+            // released only after this guard.
+            unsafe { libsqlite3_sys::sqlite3_interrupt(self.handle.0.as_ptr()) };
+            let _ = done.recv();
+        }
+    }
+}
+
+/// Runs `work` on the connection's handle, as a rusqlite connection that
+/// does not own (and so does not close) it, on tokio's blocking pool.
+async fn with_handle<T: Send + 'static>(
+    conn: &mut SqliteConnection,
+    work: impl FnOnce(&rusqlite::Connection) -> Result<T, DbError> + Send + 'static,
+) -> Result<T, DbError> {
+    let mut locked = conn.lock_handle().await?;
+    let handle = Handle(locked.as_raw_handle());
+    let (finished, done) = std::sync::mpsc::sync_channel(1);
+    let mut guard = Finished {
+        handle,
+        done: Some(done),
+    };
+    let task = tokio::task::spawn_blocking(move || {
+        let handle = handle;
+        // SAFETY: the handle is open while `locked` lives, which `guard`
+        // outlives the task; the lock keeps sqlx's worker off it; and a
+        // connection made by `from_handle` never closes the handle.
+        let result = unsafe { rusqlite::Connection::from_handle(handle.0.as_ptr()) }
+            .map_err(db_error)
+            .and_then(|db| work(&db));
+        let _ = finished.send(());
+        result
+    });
+    let result = task.await.map_err(|e| DbError {
+        code: None,
+        message: format!("the SQLite call failed: {e}"),
+    });
+    // Finished: nothing to wait for when the guard goes.
+    guard.done = None;
+    drop(guard);
+    drop(locked);
+    result?
+}
+
+/// A rusqlite error as the database's error: SQLite's extended result code
+/// and message, as sqlx reports them.
+fn db_error(error: rusqlite::Error) -> DbError {
+    match error {
+        rusqlite::Error::SqliteFailure(failure, message) => DbError {
+            code: Some(failure.extended_code.to_string()),
+            message: message.unwrap_or_else(|| failure.to_string()),
+        },
+        other => DbError {
+            code: None,
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Binds `params` to `statement`'s `?` markers, in order.
+fn bind(statement: &mut rusqlite::Statement<'_>, params: &[Value]) -> Result<(), DbError> {
+    use rusqlite::types::ToSqlOutput;
+    use rusqlite::types::ValueRef as Raw;
+    let expected = statement.parameter_count();
+    if params.len() != expected {
+        return Err(DbError {
+            code: None,
+            message: format!(
+                "the statement has {expected} parameter{}, but {} {} given",
+                if expected == 1 { "" } else { "s" },
+                params.len(),
+                if params.len() == 1 { "was" } else { "were" }
+            ),
+        });
+    }
+    for (i, param) in params.iter().enumerate() {
+        let raw = match param {
+            Value::Null => Raw::Null,
+            Value::Boolean(b) => Raw::Integer(i64::from(*b)),
+            Value::Int(n) => Raw::Integer(*n),
+            Value::Float(f) => Raw::Real(*f),
+            Value::Text(t) => Raw::Text(t.as_bytes()),
+            Value::Blob(b) => Raw::Blob(b),
+        };
+        statement
+            .raw_bind_parameter(i + 1, ToSqlOutput::Borrowed(raw))
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
 pub(super) async fn query(
     conn: &mut SqliteConnection,
     sql: &str,
     params: &[Value],
     limits: ResultLimits,
 ) -> Result<Rows, DbError> {
-    let query = bind_natural::<Sqlite>(sqlx::query(sqlx::AssertSqlSafe(sql)), params);
-    fetch_limited(conn, sql, query, limits, decode_value).await
+    let (sql, params) = (sql.to_owned(), params.to_vec());
+    with_handle(conn, move |db| {
+        let mut statement = db.prepare(&sql).map_err(db_error)?;
+        bind(&mut statement, &params)?;
+        let columns: Vec<String> = statement
+            .column_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let width = columns.len();
+        let mut rows = Vec::new();
+        let mut bytes = 0usize;
+        let mut raw_rows = statement.raw_query();
+        while let Some(row) = raw_rows.next().map_err(db_error)? {
+            if rows.len() == limits.max_rows {
+                return Err(limit_error(format!(
+                    "the query returned more than {} rows (the per-call limit); fetch fewer rows per step",
+                    limits.max_rows
+                )));
+            }
+            let mut values = Vec::with_capacity(width);
+            for (i, column) in columns.iter().enumerate() {
+                let raw = row.get_ref(i).map_err(db_error)?;
+                values.push(decode_value(column, raw)?);
+            }
+            bytes = bytes.saturating_add(values.iter().map(Value::size).sum());
+            if bytes > limits.max_bytes {
+                return Err(limit_error(format!(
+                    "the query returned more than {} bytes (the per-call limit); fetch fewer or smaller rows per step",
+                    limits.max_bytes
+                )));
+            }
+            rows.push(values);
+        }
+        Ok(Rows { columns, rows })
+    })
+    .await
 }
 
+/// Runs one statement; returns (rows changed, the last inserted rowid).
 pub(super) async fn execute(
     conn: &mut SqliteConnection,
     sql: &str,
     params: &[Value],
 ) -> Result<(u64, i64), DbError> {
-    let query = bind_natural::<Sqlite>(sqlx::query(sqlx::AssertSqlSafe(sql)), params);
-    let done = query.execute(conn).await?;
-    Ok((done.rows_affected(), done.last_insert_rowid()))
+    let (sql, params) = (sql.to_owned(), params.to_vec());
+    with_handle(conn, move |db| {
+        let mut statement = db.prepare(&sql).map_err(db_error)?;
+        bind(&mut statement, &params)?;
+        let changed = run_to_end(db, &mut statement)?;
+        Ok((changed, db.last_insert_rowid()))
+    })
+    .await
 }
 
+/// Runs one statement per parameter set, prepared once, all in one call on
+/// the handle; stops at the first error, or before the next set once
+/// `cancelled` says the step ran out of time. Returns the rows changed.
+pub(super) async fn execute_many(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    param_sets: &[Vec<Value>],
+    cancelled: std::sync::Arc<dyn Fn() -> bool + Send + Sync>,
+) -> Result<u64, DbError> {
+    let (sql, param_sets) = (sql.to_owned(), param_sets.to_vec());
+    with_handle(conn, move |db| {
+        let mut statement = db.prepare(&sql).map_err(db_error)?;
+        let mut changed = 0;
+        for params in &param_sets {
+            if cancelled() {
+                return Err(super::cancel::cancelled_error());
+            }
+            bind(&mut statement, params)?;
+            changed += run_to_end(db, &mut statement)?;
+        }
+        Ok(changed)
+    })
+    .await
+}
+
+/// Steps `statement` until it is done, reading and dropping any rows;
+/// returns the rows it changed (none for a statement that cannot write).
+fn run_to_end(
+    db: &rusqlite::Connection,
+    statement: &mut rusqlite::Statement<'_>,
+) -> Result<u64, DbError> {
+    let mut rows = statement.raw_query();
+    while rows.next().map_err(db_error)?.is_some() {}
+    drop(rows);
+    // sqlite3_changes is the last writing statement's count, so it would be
+    // stale after one that wrote nothing.
+    Ok(if statement.readonly() {
+        0
+    } else {
+        db.changes()
+    })
+}
 /// Decodes by each value's storage class, which in SQLite belongs to the value,
 /// not the column.
 ///
@@ -65,21 +264,18 @@ pub(super) async fn execute(
 /// [`UNSUPPORTED_TYPE_CODE`] for TEXT that is not valid UTF-8 (SQLite stores
 /// whatever bytes it is given): as a blob it would go back as a BLOB, a
 /// different value, so the guest is told to read it as one explicitly.
-fn decode_value(column: &str, raw: SqliteValueRef<'_>) -> Result<Value, DbError> {
-    fn decode<'r, T: sqlx::Decode<'r, Sqlite>>(raw: SqliteValueRef<'r>) -> Result<T, DbError> {
-        T::decode(raw).map_err(|e| sqlx::Error::Decode(e).into())
-    }
-    if raw.is_null() {
-        return Ok(Value::Null);
-    }
-    Ok(match raw.type_info().name() {
-        "INTEGER" | "BOOLEAN" => Value::Int(decode(raw)?),
-        "REAL" => Value::Float(decode(raw)?),
-        "BLOB" => Value::Blob(decode(raw)?),
-        _ => {
-            let bytes: Vec<u8> = decode(raw)?;
-            Value::Text(String::from_utf8(bytes).map_err(|_| not_utf8(column))?)
-        }
+fn decode_value(column: &str, raw: rusqlite::types::ValueRef<'_>) -> Result<Value, DbError> {
+    use rusqlite::types::ValueRef as Raw;
+    Ok(match raw {
+        Raw::Null => Value::Null,
+        Raw::Integer(n) => Value::Int(n),
+        Raw::Real(f) => Value::Float(f),
+        Raw::Blob(b) => Value::Blob(b.to_vec()),
+        Raw::Text(t) => Value::Text(
+            std::str::from_utf8(t)
+                .map_err(|_| not_utf8(column))?
+                .to_owned(),
+        ),
     })
 }
 

@@ -68,8 +68,9 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 const STOPPED: &str =
     "the run stopped so that no second host could run alongside it; run again to resume";
 
-/// Why a renewal failed.
-enum Renewal {
+/// Why renewing a lock failed.
+#[derive(Debug)]
+pub enum Renewal {
     /// The lock is no longer this host's.
     Lost(FailureCause),
     /// The database failed.
@@ -422,6 +423,12 @@ impl Lock {
             )
             .await
             .map_err(|e| ledger_error("take over the lock", e))?;
+            if let (Some(dir), Some(name)) = (
+                dir,
+                holder.identity.as_ref().and_then(|i| i.alive.as_deref()),
+            ) {
+                identity::remove_dead(dir, name);
+            }
             return Ok(Lease::TakenOver(holder));
         }
         conn.execute(
@@ -579,18 +586,16 @@ impl Lock {
 
     /// Like [`Lock::renew`], inside the caller's transaction: the step's, so
     /// the lease is renewed exactly when a step commits. This is the fence
-    /// (see the module's documentation): it fails with
-    /// [`FailureCause::LockLost`] unless this host's row is still the lock's,
-    /// and then holds that row's lock until the transaction ends.
+    /// (see the module's documentation): it fails with [`Renewal::Lost`]
+    /// unless this host's row is still the lock's, and then holds that row's
+    /// lock until the transaction ends; [`Renewal::Failed`] is the
+    /// database's error (which may be transient: the caller decides).
     pub async fn renew_in(
         &self,
         conn: &mut Connection,
         run_id: Option<i64>,
-    ) -> Result<(), FailureCause> {
-        self.renew_checked(conn, run_id).await.map_err(|e| match e {
-            Renewal::Lost(cause) => cause,
-            Renewal::Failed(e) => FailureCause::Database(format!("renewing the lock failed: {e}")),
-        })
+    ) -> Result<(), Renewal> {
+        self.renew_checked(conn, run_id).await
     }
 
     async fn renew_checked(

@@ -168,7 +168,8 @@ const SCHEMA_LOCK_TIMEOUT_SECS: i64 = 60;
 
 /// Creates the ledger if it is missing, or upgrades it in place to
 /// [`SCHEMA_VERSION`], one ordered change at a time; a ledger already at
-/// that version costs one read.
+/// that version costs two small reads (whether `dmig_schema` exists, and its
+/// highest version).
 ///
 /// Safe when several hosts start at once: they take turns (PostgreSQL:
 /// `pg_advisory_xact_lock` in the transaction around the DDL; MySQL: a
@@ -176,12 +177,51 @@ const SCHEMA_LOCK_TIMEOUT_SECS: i64 = 60;
 /// SQLite: `BEGIN IMMEDIATE`), and each one reads the version again once it
 /// has its turn, so one creates or upgrades and the others find it done.
 ///
+/// Safe beside older hosts still running (a rolling deploy): on PostgreSQL
+/// an upgrade waits at most [`UPGRADE_LOCK_TIMEOUT`] for a table an older
+/// host's open step holds (`lock_timeout`), so it never queues other
+/// sessions behind it for long, and an upgrade that fails that way, or is
+/// chosen as a deadlock's victim, or meets any other transient error (see
+/// [`DbError::is_transient`](crate::db::DbError::is_transient)), is rolled
+/// back and tried again after a jittered backoff, for up to
+/// [`SCHEMA_LOCK_TIMEOUT_SECS`] seconds.
+///
 /// # Errors
 ///
 /// [`Error::LedgerTooNew`] when a newer dmig-host has upgraded the ledger
 /// past what this one understands (nothing is written); [`Error::Ledger`]
-/// when the database fails.
+/// when the database fails, or keeps failing transiently.
 pub async fn ensure_schema(conn: &mut Connection) -> Result<()> {
+    let dialect = conn.dialect();
+    let give_up = std::time::Instant::now()
+        + std::time::Duration::from_secs(SCHEMA_LOCK_TIMEOUT_SECS.unsigned_abs());
+    let mut attempt = 0;
+    loop {
+        match ensure_schema_once(conn).await {
+            Err(Error::Ledger { action, source })
+                if source.is_transient(dialect) && std::time::Instant::now() < give_up =>
+            {
+                attempt += 1;
+                let wait = crate::db::backoff::backoff(attempt, crate::db::backoff::jitter());
+                tracing::warn!(
+                    attempt,
+                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    error = %source,
+                    "could not {action} for now; trying again"
+                );
+                tokio::time::sleep(wait).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How long a PostgreSQL ledger upgrade waits for a lock on a ledger table
+/// before it rolls back and tries again.
+pub const UPGRADE_LOCK_TIMEOUT: &str = "2s";
+
+/// One attempt of [`ensure_schema`].
+async fn ensure_schema_once(conn: &mut Connection) -> Result<()> {
     if check_version(conn).await? == Some(SCHEMA_VERSION) {
         return Ok(());
     }
@@ -218,6 +258,14 @@ pub async fn ensure_schema(conn: &mut Connection) -> Result<()> {
                 if let Some((take, _)) = other {
                     // `execute`: pg_advisory_xact_lock returns void.
                     conn.execute(take, &[]).await.map_err(failed)?;
+                    // An ALTER TABLE waiting for an older host's step would
+                    // queue every later session on that table behind it.
+                    conn.execute(
+                        &format!("SET LOCAL lock_timeout = '{UPGRADE_LOCK_TIMEOUT}'"),
+                        &[],
+                    )
+                    .await
+                    .map_err(failed)?;
                 }
                 upgrade(conn).await
             }

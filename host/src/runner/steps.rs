@@ -10,7 +10,10 @@ use super::{
 };
 use crate::db::{CANCEL_GRACE, Connection, DbError};
 use crate::error::{Error, FailureCause, Result, plural};
-use crate::ledger::{self, NewRun, lock::Lock};
+use crate::ledger::{
+    self, NewRun,
+    lock::{Lock, Renewal},
+};
 use crate::sandbox::{GuestFailure, Instance, LoadedMigration, Metadata, Sandbox, Step};
 
 /// One run being carried out.
@@ -608,7 +611,16 @@ impl Run<'_> {
         // lock row, and from here on this transaction holds that row, so a
         // host that takes the lock cannot replace it (and so cannot read the
         // ledger to plan its start) until this step has committed.
-        lock.renew_in(conn, None).await.map_err(StepError::Failed)?;
+        lock.renew_in(conn, None).await.map_err(|e| match e {
+            Renewal::Lost(cause) => StepError::Failed(cause),
+            // A deadlock or lock wait on the lock row is contention like any
+            // other: the step is retried.
+            Renewal::Failed(e) => classify(
+                dialect,
+                FailureCause::Database(format!("renewing the lock failed: {e}")),
+                e,
+            ),
+        })?;
         let step = &done.step;
         ledger::checkpoint(conn, run_id, step.cursor.as_deref(), step.processed)
             .await

@@ -167,21 +167,34 @@ enum Probe {
     Unknown,
 }
 
-/// Tries the liveness file's lock: free (or the file gone) means its holder
-/// died; a free file is removed.
+/// Tries the liveness file's lock: free means its holder died. A file that
+/// is not there tells nothing: the database may be shared with another
+/// container as a single bind-mounted file, so the holder's directory is not
+/// this one. Reading never removes the file (a second look must see what the
+/// first saw); [`remove_dead`] does, once the lock has been taken over.
 fn probe(path: &Path) -> Probe {
-    let file = match OpenOptions::new().read(true).write(true).open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Probe::Dead,
-        Err(_) => return Probe::Unknown,
+    let Ok(file) = OpenOptions::new().read(true).write(true).open(path) else {
+        return Probe::Unknown;
     };
     match file.try_lock() {
-        Ok(()) => {
-            let _ = std::fs::remove_file(path);
-            Probe::Dead
-        }
+        Ok(()) => Probe::Dead,
         Err(TryLockError::WouldBlock) => Probe::Alive,
         Err(TryLockError::Error(_)) => Probe::Unknown,
+    }
+}
+
+/// Removes the liveness file `name` in `dir` of a holder whose lock was
+/// taken over, if it is still unlocked (its holder is gone; nobody else
+/// locks a file of that name).
+pub(super) fn remove_dead(dir: &Path, name: &str) {
+    if !is_alive_name(name) {
+        return;
+    }
+    let path = dir.join(name);
+    if let Ok(file) = OpenOptions::new().read(true).write(true).open(&path)
+        && file.try_lock().is_ok()
+    {
+        let _ = std::fs::remove_file(&path);
     }
 }
 
@@ -301,7 +314,22 @@ mod tests {
         let alive = AliveFile::create(dir.path(), "app.db").unwrap();
         let held = elsewhere.with_alive(Some(&alive));
         assert!(!held.is_dead(pid, Some(dir.path())));
+        // A holder that is killed leaves its file behind, unlocked: dead,
+        // however often it is read.
         drop(alive);
+        let name = ".app.db.0011223344556677.dmig-alive".to_owned();
+        let path = dir.path().join(&name);
+        File::create(&path).unwrap();
+        let held = Identity {
+            alive: Some(name.clone()),
+            ..elsewhere.clone()
+        };
         assert!(held.is_dead(pid, Some(dir.path())));
+        assert!(held.is_dead(pid, Some(dir.path())));
+        remove_dead(dir.path(), &name);
+        assert!(!path.exists());
+        // A file that is not there (the database shared as a single file,
+        // its holder's directory elsewhere) tells nothing: alive.
+        assert!(!held.is_dead(pid, Some(dir.path())));
     }
 }

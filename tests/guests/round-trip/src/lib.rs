@@ -2,8 +2,13 @@
 //! binding each value exactly as dmig read it (no conversion in the guest),
 //! so the test can check that every value read can be written back
 //! unchanged (`tests/values.rs`).
+//!
+//! `--arg write=` says how: `per-row` (the default; one `INSERT` per row),
+//! `insert_many` (one bulk `INSERT` per batch) or `update_many` (one bulk
+//! `UPDATE` by key per batch, into `rt_dst` rows the test made with `v`
+//! NULL).
 
-use dmig_guest::{Error, Manifest, Migration, Result, Step, Value, db, params};
+use dmig_guest::{Error, Manifest, Migration, Result, Step, Value, args, db, params};
 
 /// Rows per step: small, so the 300 KB values of the tests stay well under
 /// the per-call result limit.
@@ -31,7 +36,18 @@ impl Migration for RoundTrip {
             .iter()
             .map(|row| Ok(vec![row.get::<Value>("k")?, row.get::<Value>("v")?]))
             .collect::<Result<Vec<_>>>()?;
-        db::execute_many("INSERT INTO rt_dst (k, v) VALUES (?, ?)", &copies)?;
+        match args::get("write").as_deref().unwrap_or("per-row") {
+            "per-row" => {
+                db::execute_many("INSERT INTO rt_dst (k, v) VALUES (?, ?)", &copies)?;
+            }
+            "insert_many" => {
+                db::insert_many("rt_dst", &["k", "v"], &copies)?;
+            }
+            "update_many" => {
+                db::update_many("rt_dst", "k", &["v"], &copies)?;
+            }
+            other => return Err(Error::msg(format!("unknown --arg write={other}"))),
+        }
         Ok(match rows.last() {
             Some(last) if rows.len() == BATCH => {
                 Step::next(last.get::<i64>("k")?.to_string(), BATCH as u64)
