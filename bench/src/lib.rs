@@ -8,6 +8,10 @@
 //! * `native-backfill`: comparator (b), the example as a plain sqlx program.
 //! * `library-backfill`: the example through dmig-host's library, with the
 //!   sandbox's default limits or with them off, to measure what they cost.
+//!
+//! Comparator (d), the same work as a plain Python program, is not Rust: see
+//! `bench/python` (its slug function must match [`slug_for`] on the data set,
+//! which every run's check enforces).
 
 use std::fmt;
 

@@ -1,10 +1,13 @@
-//! `dmig-bench`: backfills users' slugs on SQLite and PostgreSQL three ways
-//! and reports throughput, peak memory and start-up time. See
+//! `dmig-bench`: backfills users' slugs on SQLite and PostgreSQL four ways
+//! and reports throughput, CPU time, peak memory and start-up time. See
 //! docs/PERFORMANCE.md; run it with `scripts/bench.sh`.
 //!
 //! * (a) the `backfill-user-slugs` example through `dmig-host run`;
 //! * (b) `native-backfill`: the same work as a native sqlx program;
 //! * (c) one set-based `UPDATE` doing the same transform;
+//! * (d) the same work as a plain Python program (`bench/python`: the
+//!   standard library's `sqlite3`, or psycopg 3), the script a user would
+//!   otherwise write;
 //!
 //! plus the example with the sandbox's limits off and with `--fuel`, at
 //! two sizes for memory, and the start-up of an already-applied migration
@@ -29,7 +32,8 @@ use dataset::{Conn, Store, Template};
 use error::{BenchError, Result};
 use report::{Measurement, Method, Report, Startup};
 
-/// Benchmark dmig-host against a native program and a set-based UPDATE.
+/// Benchmark dmig-host against a native program, a Python program and a
+/// set-based UPDATE.
 #[derive(Debug, Parser)]
 #[command(name = "dmig-bench")]
 struct Args {
@@ -39,7 +43,8 @@ struct Args {
     /// Rows in the small data set (peak memory is compared between the two).
     #[arg(long, default_value_t = 100_000)]
     small_rows: u64,
-    /// Rows per batch, for the example and the native program alike.
+    /// Rows per batch, for the example, the native and the Python programs
+    /// alike.
     #[arg(long, default_value_t = DEFAULT_BATCH_SIZE)]
     batch_size: i64,
     /// Which databases to run on.
@@ -76,6 +81,14 @@ struct Args {
         default_value = "target/wasm32-wasip2/release/backfill_user_slugs.wasm"
     )]
     artifact: PathBuf,
+    /// The Python interpreter of the Python comparators (d): one with their
+    /// packages installed (bench/python/requirements.txt; scripts/bench.sh
+    /// makes this virtual environment).
+    #[arg(long, default_value = "target/bench-venv/bin/python")]
+    python: PathBuf,
+    /// The directory of the Python comparators' programs.
+    #[arg(long, default_value = "bench/python")]
+    python_programs: PathBuf,
     /// Where data sets, caches and the results go.
     #[arg(long, default_value = "target/bench")]
     work_dir: PathBuf,
@@ -98,6 +111,14 @@ struct Programs {
     native: PathBuf,
     library: PathBuf,
     artifact: PathBuf,
+    /// The Python interpreter (not resolved through its symbolic link: a
+    /// virtual environment is known by the path it is started as).
+    python: PathBuf,
+    /// `backfill_sqlite.py` and `backfill_postgres.py`.
+    python_sqlite: PathBuf,
+    python_postgres: PathBuf,
+    /// Where Python writes the programs' bytecode (out of the source tree).
+    pycache: PathBuf,
     /// The compile cache every measured host shares (warmed first).
     cache: PathBuf,
 }
@@ -139,6 +160,7 @@ async fn run(args: &Args) -> Result<()> {
         (args.repeat, args.sandbox_repeat),
     );
     report.machine = machine::describe();
+    report.notes.push(programs.python_versions()?);
     for database in &args.databases {
         let store = match database {
             Database::Sqlite => {
@@ -228,6 +250,24 @@ impl Programs {
                 )))
             }
         };
+        let python = std::path::absolute(&args.python).map_err(|source| BenchError::Io {
+            what: "resolving the Python interpreter",
+            path: args.python.clone(),
+            source,
+        })?;
+        if !python.is_file() {
+            return Err(BenchError::Missing(format!(
+                "{} does not exist: make a virtual environment with bench/python/requirements.txt \
+                 installed (scripts/bench.sh does) or pass --python",
+                python.display()
+            )));
+        }
+        let script = |name: &str| {
+            exists(
+                args.python_programs.join(name),
+                "pass --python-programs with the directory of the Python programs",
+            )
+        };
         let cache = work.join("cache");
         // Start cold: the warm-up compiles each engine configuration once.
         if cache.exists() {
@@ -254,8 +294,40 @@ impl Programs {
                 args.artifact.clone(),
                 "build it with cargo build --release --target wasm32-wasip2 --manifest-path examples/backfill-user-slugs/Cargo.toml",
             )?,
+            python,
+            python_sqlite: script("backfill_sqlite.py")?,
+            python_postgres: script("backfill_postgres.py")?,
+            pycache: work.join("pycache"),
             cache,
         })
+    }
+
+    /// The Python interpreter with the environment every Python run gets:
+    /// none of the caller's `PYTHON*` settings (`PYTHONDONTWRITEBYTECODE`
+    /// would make every run compile psycopg again, about 0.5 s of CPU), and
+    /// bytecode written once, by the warm-up, outside the source tree.
+    fn python(&self) -> Command {
+        let mut c = Command::new(&self.python);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("PYTHON") {
+                c.env_remove(name);
+            }
+        }
+        c.env("PYTHONPYCACHEPREFIX", &self.pycache);
+        c
+    }
+
+    /// What the Python programs run on, for the report: the interpreter,
+    /// the SQLite library its `sqlite3` module links (not the one sqlx
+    /// bundles) and psycopg with its libpq. Fails if the packages are
+    /// missing.
+    fn python_versions(&self) -> Result<String> {
+        let probe = "import sys, sqlite3, psycopg; \
+                     v = psycopg.pq.version(); \
+                     print(f'Python {sys.version.split()[0]} (its sqlite3 module on SQLite {sqlite3.sqlite_version}), \
+                     psycopg {psycopg.__version__} ({psycopg.pq.__impl__}, libpq {v // 10000}.{v % 10000})')";
+        let out = measure::run("the Python interpreter", self.python().args(["-c", probe]))?;
+        Ok(format!("Python programs: {}", out.stdout.trim()))
     }
 
     /// The command that runs `method` against `url`.
@@ -293,6 +365,15 @@ impl Programs {
                     ]);
                 c
             }
+            Method::Python => {
+                let mut c = self.python();
+                c.arg(match Dialect::from_url(url) {
+                    Some(Dialect::Postgres) => &self.python_postgres,
+                    _ => &self.python_sqlite,
+                })
+                .args(["--database", url, "--batch-size", &batch]);
+                c
+            }
             Method::SetBased => unreachable!("the set-based UPDATE runs in-process"),
         };
         command
@@ -328,23 +409,31 @@ async fn bench_database(
 
     // Compile every engine configuration once (and check each works), so
     // no measured run pays for compiling.
+    // The Python program's first run writes its bytecode.
     for method in [
         Method::Host,
         Method::HostFuel,
         Method::LibraryDefault,
         Method::LibraryOff,
+        Method::Python,
     ] {
         eprintln!(
             "==> {dialect}: warming the compile cache: {}",
-            method.label()
+            method.label_on(dialect)
         );
         measured(args, programs, store, template(1000), "warmup", method).await?;
     }
 
-    let large = [Method::Host, Method::Native, Method::SetBased];
+    let large = [
+        Method::Host,
+        Method::Native,
+        Method::Python,
+        Method::SetBased,
+    ];
     let small = [
         Method::Host,
         Method::Native,
+        Method::Python,
         Method::LibraryDefault,
         Method::LibraryOff,
         Method::HostFuel,
@@ -359,14 +448,15 @@ async fn bench_database(
         for &method in methods {
             eprint!(
                 "==> {dialect}: round {round}/{rounds}: {} on {rows} rows: ",
-                method.label()
+                method.label_on(dialect)
             );
             let m = measured(args, programs, store, template(rows), "run", method).await?;
             eprintln!(
-                "{:.2} s, {:.0} rows/s, CPU {:.2} s",
+                "{:.2} s, {:.0} rows/s, CPU {:.2} s (system {:.2} s)",
                 m.wall.as_secs_f64(),
                 rows as f64 / m.wall.as_secs_f64(),
-                m.cpu.unwrap_or_default().as_secs_f64()
+                m.cpu.unwrap_or_default().as_secs_f64(),
+                m.system.unwrap_or_default().as_secs_f64()
             );
             report.measurements.push(m);
         }
@@ -408,7 +498,7 @@ async fn measured(
     method: Method,
 ) -> Result<Measurement> {
     let url = store.copy(template, copy).await?;
-    let (wall, max_rss, cpu) = match method {
+    let (wall, max_rss, cpu, user, system) = match method {
         Method::SetBased => {
             let (sql, _) = setbased::statement(store.dialect());
             let mut conn = Conn::open(&url).await?;
@@ -416,11 +506,17 @@ async fn measured(
             conn.exec(&sql).await?;
             let wall = started.elapsed();
             conn.close().await?;
-            (wall, None, None)
+            (wall, None, None, None, None)
         }
         _ => {
             let m = measure::run(method.label(), &mut programs.command(method, &url, args))?;
-            (m.wall, Some(m.max_rss), Some(m.cpu))
+            (
+                m.wall,
+                Some(m.max_rss),
+                Some(m.cpu),
+                Some(m.user),
+                Some(m.system),
+            )
         }
     };
     let mut conn = Conn::open(&url).await?;
@@ -428,7 +524,11 @@ async fn measured(
     conn.close().await?;
     if check.rows != template.rows || check.missing > 0 || check.wrong > 0 {
         return Err(BenchError::WrongResult {
-            what: format!("{} on {}", method.label(), store.dialect()),
+            what: format!(
+                "{} on {}",
+                method.label_on(store.dialect()),
+                store.dialect()
+            ),
             rows: check.rows,
             missing: check.missing,
             wrong: check.wrong,
@@ -443,6 +543,8 @@ async fn measured(
         wall,
         max_rss,
         cpu,
+        user,
+        system,
     })
 }
 

@@ -1,7 +1,7 @@
 //! Runs one program as a child process and measures it from outside: wall
-//! time from spawn to exit, and its peak resident set size as the kernel
-//! accounted it (`wait4`'s `ru_maxrss`: the high-water mark of that process
-//! alone, not of the benchmark).
+//! time from spawn to exit, its CPU time in user space and in the kernel, and
+//! its peak resident set size, as the kernel accounted them (`wait4`'s
+//! `rusage`: that process alone, not the benchmark).
 
 use std::io::{Read, Seek};
 use std::process::{Command, Stdio};
@@ -18,6 +18,11 @@ pub struct Measured {
     /// CPU time the process used, user and system together: unlike wall
     /// time, barely disturbed by other load on the machine.
     pub cpu: Duration,
+    /// The part of `cpu` spent in user space (`ru_utime`).
+    pub user: Duration,
+    /// The part of `cpu` spent in the kernel on the process's behalf
+    /// (`ru_stime`): system calls, waking threads, I/O.
+    pub system: Duration,
     pub stdout: String,
 }
 
@@ -40,7 +45,7 @@ pub fn run(what: &str, command: &mut Command) -> Result<Measured> {
         .stderr(Stdio::from(err.try_clone().map_err(io)?));
     let started = Instant::now();
     let child = command.spawn().map_err(io)?;
-    let (status, max_rss, cpu) = wait4(child.id()).map_err(io)?;
+    let (status, max_rss, user, system) = wait4(child.id()).map_err(io)?;
     let wall = started.elapsed();
     let read = |file: &mut std::fs::File| -> std::io::Result<String> {
         let mut text = String::new();
@@ -60,14 +65,17 @@ pub fn run(what: &str, command: &mut Command) -> Result<Measured> {
     Ok(Measured {
         wall,
         max_rss,
-        cpu,
+        cpu: user + system,
+        user,
+        system,
         stdout,
     })
 }
 
 /// Waits for `pid` and returns its exit code (None if a signal ended it),
-/// its peak RSS in bytes and the CPU time it used.
-fn wait4(pid: u32) -> std::io::Result<(Option<i32>, u64, Duration)> {
+/// its peak RSS in bytes and the CPU time it used in user space and in the
+/// kernel.
+fn wait4(pid: u32) -> std::io::Result<(Option<i32>, u64, Duration, Duration)> {
     let pid = libc::pid_t::try_from(pid).map_err(std::io::Error::other)?;
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain data, valid when zeroed; wait4 fills it.
@@ -91,7 +99,7 @@ fn wait4(pid: u32) -> std::io::Result<(Option<i32>, u64, Duration)> {
         Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
             + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
     };
-    Ok((code, max_rss, time(usage.ru_utime) + time(usage.ru_stime)))
+    Ok((code, max_rss, time(usage.ru_utime), time(usage.ru_stime)))
 }
 
 /// The median of `values` (the mean of the middle two for an even count).
@@ -117,6 +125,7 @@ mod tests {
         .unwrap();
         assert_eq!(m.stdout, "out\n");
         assert!(m.max_rss > 0);
+        assert_eq!(m.cpu, m.user + m.system);
     }
 
     #[test]

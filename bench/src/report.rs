@@ -17,6 +17,8 @@ pub enum Method {
     Native,
     /// (c) one set-based UPDATE.
     SetBased,
+    /// (d) the plain Python program (sqlite3 or psycopg 3).
+    Python,
     /// The example through the library, default limits.
     LibraryDefault,
     /// The example through the library, limits off.
@@ -31,9 +33,19 @@ impl Method {
             Method::Host => "(a) dmig-host run",
             Method::Native => "(b) native sqlx program",
             Method::SetBased => "(c) one set-based UPDATE",
+            Method::Python => "(d) plain Python program",
             Method::LibraryDefault => "library, default limits",
             Method::LibraryOff => "library, limits off",
             Method::HostFuel => "dmig-host run --fuel",
+        }
+    }
+
+    /// The label in the tables, which name the Python program's driver.
+    pub fn label_on(self, dialect: Dialect) -> &'static str {
+        match (self, dialect) {
+            (Method::Python, Dialect::Sqlite) => "(d) Python, stdlib sqlite3",
+            (Method::Python, Dialect::Postgres) => "(d) Python, psycopg 3",
+            _ => self.label(),
         }
     }
 }
@@ -50,6 +62,9 @@ pub struct Measurement {
     pub max_rss: Option<u64>,
     /// CPU time of the measured process (None for the set-based UPDATE).
     pub cpu: Option<Duration>,
+    /// The parts of `cpu` in user space and in the kernel.
+    pub user: Option<Duration>,
+    pub system: Option<Duration>,
 }
 
 /// Start-up times on one database (medians).
@@ -85,6 +100,8 @@ struct Summary {
     wall: Duration,
     max_rss: Option<u64>,
     cpu: Option<Duration>,
+    user: Option<Duration>,
+    system: Option<Duration>,
 }
 
 impl Summary {
@@ -131,11 +148,16 @@ impl Report {
             return None;
         }
         let mut walls: Vec<_> = runs.iter().map(|m| m.wall).collect();
-        let mut cpus: Vec<_> = runs.iter().filter_map(|m| m.cpu).collect();
+        let mid = |get: fn(&Measurement) -> Option<Duration>| {
+            let mut values: Vec<_> = runs.iter().filter_map(|m| get(m)).collect();
+            (!values.is_empty()).then(|| median(&mut values))
+        };
         Some(Summary {
             wall: median(&mut walls),
             max_rss: runs.iter().filter_map(|m| m.max_rss).max(),
-            cpu: (!cpus.is_empty()).then(|| median(&mut cpus)),
+            cpu: mid(|m| m.cpu),
+            user: mid(|m| m.user),
+            system: mid(|m| m.system),
         })
     }
 
@@ -161,9 +183,14 @@ impl Report {
         let _ = writeln!(out, "{title}\n");
         let _ = writeln!(
             out,
-            "| database | program | time | rows/s | vs (b) | CPU time | CPU µs/row | peak RSS |\n\
-             |---|---|---:|---:|---:|---:|---:|---:|"
+            "| database | program | time | rows/s | vs (b) | vs (d) | CPU time | CPU µs/row | user µs/row | system µs/row | peak RSS |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
+        let per_row = |d: Option<Duration>| {
+            d.map_or(String::new(), |d| {
+                format!("{:.1}", d.as_secs_f64() * 1e6 / rows as f64)
+            })
+        };
         for dialect in self.dialects() {
             for &method in methods {
                 let Some(s) = self.summary(dialect, method, rows) else {
@@ -171,23 +198,24 @@ impl Report {
                 };
                 let label = match method {
                     Method::HostFuel => format!("{} {}", method.label(), thousands(self.fuel)),
-                    _ => method.label().to_owned(),
+                    _ => method.label_on(dialect).to_owned(),
                 };
-                let ratio = self
-                    .ratio(dialect, method, Method::Native, rows)
-                    .map_or("".into(), |r| format!("{r:.2}"));
+                let ratio = |base| {
+                    self.ratio(dialect, method, base, rows)
+                        .map_or("".into(), |r| format!("{r:.2}"))
+                };
                 let rss = s.max_rss.map_or("(server)".into(), mib);
-                let (cpu, per_row) = s.cpu.map_or(("(server)".into(), String::new()), |c| {
-                    (
-                        seconds(c),
-                        format!("{:.1}", c.as_secs_f64() * 1e6 / rows as f64),
-                    )
-                });
+                let cpu = s.cpu.map_or("(server)".into(), seconds);
                 let _ = writeln!(
                     out,
-                    "| {dialect} | {label} | {} | {} | {ratio} | {cpu} | {per_row} | {rss} |",
+                    "| {dialect} | {label} | {} | {} | {} | {} | {cpu} | {} | {} | {} | {rss} |",
                     seconds(s.wall),
-                    thousands(s.rate(rows) as u64)
+                    thousands(s.rate(rows) as u64),
+                    ratio(Method::Native),
+                    ratio(Method::Python),
+                    per_row(s.cpu),
+                    per_row(s.user),
+                    per_row(s.system),
                 );
             }
         }
@@ -218,8 +246,10 @@ impl Report {
         let _ = writeln!(
             out,
             "- Every run starts from a fresh copy of the same data set and its result is checked row by \
-             row; times are wall-clock from process start to exit, the median of {} round(s) on the large data set and {} on the small one; peak RSS \
-             is the measured process's own high-water mark (`wait4`).\n",
+             row; times are wall-clock from process start to exit, the median of {} round(s) on the large data set and {} on the small one; CPU \
+             time (user + system, also per row), user and system (kernel) time and peak RSS are the measured process's own (`wait4`'s \
+             `rusage`), never the database server's; \"vs (b)\" and \"vs (d)\" are rows/s relative to the native and the Python program \
+             (above 1: faster).\n",
             self.repeat.0, self.repeat.1
         );
 
@@ -231,7 +261,12 @@ impl Report {
                 self.batch_size
             ),
             self.rows,
-            &[Method::Host, Method::Native, Method::SetBased],
+            &[
+                Method::Host,
+                Method::Native,
+                Method::Python,
+                Method::SetBased,
+            ],
         );
         self.throughput(
             &mut out,
@@ -247,6 +282,7 @@ impl Report {
             &[
                 Method::Host,
                 Method::Native,
+                Method::Python,
                 Method::LibraryDefault,
                 Method::LibraryOff,
                 Method::HostFuel,
@@ -265,7 +301,7 @@ impl Report {
             thousands(self.rows)
         );
         for dialect in self.dialects() {
-            for method in [Method::Host, Method::Native] {
+            for method in [Method::Host, Method::Native, Method::Python] {
                 let rss = |rows| self.summary(dialect, method, rows).and_then(|s| s.max_rss);
                 let (Some(small), Some(large)) = (rss(self.small_rows), rss(self.rows)) else {
                     continue;
@@ -273,7 +309,7 @@ impl Report {
                 let _ = writeln!(
                     out,
                     "| {dialect} | {} | {} | {} | {:+.1}% |",
-                    method.label(),
+                    method.label_on(dialect),
                     mib(small),
                     mib(large),
                     (large as f64 / small as f64 - 1.0) * 100.0
@@ -436,7 +472,9 @@ mod tests {
                 rows,
                 wall: Duration::from_millis(ms),
                 max_rss: Some(rss),
-                cpu: Some(Duration::from_millis(ms / 2)),
+                cpu: Some(Duration::from_micros(ms * 500)),
+                user: Some(Duration::from_micros(ms * 400)),
+                system: Some(Duration::from_micros(ms * 100)),
             })
         };
         for ms in [100, 110, 400] {
@@ -444,6 +482,9 @@ mod tests {
         }
         for ms in [88, 90, 92] {
             add(Method::Native, 1000, ms, 10 << 20);
+        }
+        for ms in [120, 125, 115] {
+            add(Method::Python, 1000, ms, 12 << 20);
         }
         add(Method::Host, 100, 20, 19 << 20);
         let ratio = report
@@ -459,6 +500,18 @@ mod tests {
         );
         assert!(
             text.contains("| SQLite | (a) dmig-host run | 19.0 MiB | 20.0 MiB | +5.3% |"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| SQLite | (a) dmig-host run | 110.0 ms | 9,090 | 0.82 | 1.09 | 55.0 ms | 55.0 | 44.0 | 11.0 | 20.0 MiB |"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| SQLite | (d) Python, stdlib sqlite3 | 120.0 ms | 8,333 | 0.75 | 1.00 | 60.0 ms | 60.0 | 48.0 | 12.0 | 12.0 MiB |"
+            ),
             "{text}"
         );
     }
