@@ -505,6 +505,18 @@ cases! {
         q(r#"SELECT "set_config"('search_path', 'other', true)"#)
             .then("INSERT INTO notes (step) VALUES (7)")
             .exec();
+    /// Issue 15's attack: `pg_settings` writes through `set_config`, so an
+    /// UPDATE of it turned `standard_conforming_strings` off, on which the
+    /// host's literals relied (and the gate's renderings still do). Refused
+    /// in every mode, as `SET` is.
+    pg_settings_update_changes_a_session_setting: [postgres] =>
+        q("UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings'")
+            .raw()
+            .exec();
+    pg_settings_qualified_update: [postgres] =>
+        q("UPDATE pg_catalog.pg_settings SET setting = '0' WHERE name = 'statement_timeout'")
+            .raw()
+            .exec();
     /// Issue 13: the time limit depended on a setting the guest can change.
     set_config_lifts_the_statement_timeout: [postgres] =>
         q("SELECT set_config('statement_timeout', '0', false)")

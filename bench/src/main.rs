@@ -334,12 +334,15 @@ impl Programs {
     fn command(&self, method: Method, url: &str, args: &Args) -> Command {
         let batch = args.batch_size.to_string();
         let mut command = match method {
-            Method::Host | Method::HostFuel => {
+            Method::Host | Method::HostBulk | Method::HostFuel => {
                 let mut c = Command::new(&self.dmig_host);
                 c.arg("run")
                     .arg(&self.artifact)
                     .args(["--database", url])
                     .args(["--arg", &format!("batch_size={batch}")]);
+                if method != Method::HostBulk {
+                    c.args(["--arg", "writes=per-row"]);
+                }
                 if method == Method::HostFuel {
                     c.args(["--fuel", &args.fuel.to_string()]);
                 }
@@ -412,6 +415,7 @@ async fn bench_database(
     // The Python program's first run writes its bytecode.
     for method in [
         Method::Host,
+        Method::HostBulk,
         Method::HostFuel,
         Method::LibraryDefault,
         Method::LibraryOff,
@@ -426,6 +430,7 @@ async fn bench_database(
 
     let large = [
         Method::Host,
+        Method::HostBulk,
         Method::Native,
         Method::Python,
         Method::SetBased,

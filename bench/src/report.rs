@@ -11,8 +11,12 @@ use crate::seconds;
 /// What was measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
-    /// (a) `dmig-host run`, default limits.
+    /// (a) `dmig-host run`, default limits, one `UPDATE` per row
+    /// (`--arg writes=per-row`).
     Host,
+    /// (e) `dmig-host run`, default limits, the batch in one statement
+    /// (the example's default, `db::update_many`).
+    HostBulk,
     /// (b) the native sqlx program.
     Native,
     /// (c) one set-based UPDATE.
@@ -30,7 +34,8 @@ pub enum Method {
 impl Method {
     pub fn label(self) -> &'static str {
         match self {
-            Method::Host => "(a) dmig-host run",
+            Method::Host => "(a) dmig-host run, per-row writes",
+            Method::HostBulk => "(e) dmig-host run, bulk writes",
             Method::Native => "(b) native sqlx program",
             Method::SetBased => "(c) one set-based UPDATE",
             Method::Python => "(d) plain Python program",
@@ -263,6 +268,7 @@ impl Report {
             self.rows,
             &[
                 Method::Host,
+                Method::HostBulk,
                 Method::Native,
                 Method::Python,
                 Method::SetBased,
@@ -301,7 +307,12 @@ impl Report {
             thousands(self.rows)
         );
         for dialect in self.dialects() {
-            for method in [Method::Host, Method::Native, Method::Python] {
+            for method in [
+                Method::Host,
+                Method::HostBulk,
+                Method::Native,
+                Method::Python,
+            ] {
                 let rss = |rows| self.summary(dialect, method, rows).and_then(|s| s.max_rss);
                 let (Some(small), Some(large)) = (rss(self.small_rows), rss(self.rows)) else {
                     continue;
@@ -360,11 +371,34 @@ impl Report {
                 |r| format!("{r:.2}"),
             )
         });
+        row(
+            &mut out,
+            "(a) per-row writes at least 1.5x (d) on SQLite, 1.2x on PostgreSQL",
+            &|d| {
+                let need = if d == Dialect::Sqlite { 1.5 } else { 1.2 };
+                verdict(
+                    self.ratio(d, Method::Host, Method::Python, self.rows),
+                    |r| r >= need,
+                    |r| format!("{r:.2}"),
+                )
+            },
+        );
+        row(&mut out, "(e) bulk writes at least 1/3 of (c)", &|d| {
+            verdict(
+                self.ratio(d, Method::HostBulk, Method::SetBased, self.rows),
+                |r| r >= 1.0 / 3.0,
+                |r| format!("{r:.2}"),
+            )
+        });
         row(&mut out, "host peak RSS at most 64 MiB", &|d| {
             verdict(
                 [self.small_rows, self.rows]
                     .iter()
-                    .filter_map(|&rows| self.summary(d, Method::Host, rows)?.max_rss)
+                    .flat_map(|&rows| {
+                        [Method::Host, Method::HostBulk]
+                            .map(|m| self.summary(d, m, rows).and_then(|s| s.max_rss))
+                    })
+                    .flatten()
                     .max(),
                 |b| b as f64 <= 64.0 * MIB,
                 mib,

@@ -40,6 +40,10 @@ pub const MAX_ROWS: usize = 10_000;
 /// The most rows one [`update_many`] statement writes on MySQL/MariaDB.
 pub const MAX_MYSQL_UPDATE_ROWS: usize = 1_000;
 
+/// The most operators, keywords and placeholders one bulk statement holds,
+/// well within the 10,000 the host's SQL gate analyses per statement.
+pub const MAX_TOKENS: usize = 8_000;
+
 /// Updates rows of `table` by `key` (one column, `"id"`, or several,
 /// `["tenant", "id"]`), setting `columns` from `rows`: each row is the key's
 /// values, in the key's order, then the new values of `columns`, in order.
@@ -59,17 +63,25 @@ pub const MAX_MYSQL_UPDATE_ROWS: usize = 1_000;
 /// # }
 /// ```
 ///
-/// Values bind as they do in any statement; on PostgreSQL text takes the
-/// column's type, so dates, times, JSON and decimals sent as text land as
-/// such. Names are SQL identifiers, plain or quoted (see
-/// [`Keyset`](crate::Keyset)).
+/// Each value lands as it would through a one-row `UPDATE`: on PostgreSQL
+/// numbers and booleans go as text that the column's own type reads (so a
+/// `VALUES` list never converts a column's values to one common type, such
+/// as a float8 that would round a large integer), as do dates, times, JSON
+/// and decimals; on MySQL/MariaDB a column whose values are all integers or
+/// all floats is cast to that, and one that mixes kinds goes as text. A blob
+/// goes to a PostgreSQL text column, and a float to a PostgreSQL integer
+/// column, only through a one-row statement (here both fail). Names
+/// are SQL identifiers, plain or quoted (see [`Keyset`](crate::Keyset)).
 ///
 /// # Errors
 ///
 /// - a name that is not an SQL identifier, no key or no column;
 /// - a row with the wrong number of values (naming the row);
 /// - two rows with the same key (the database would apply one of them and
-///   drop the other without a word): one key, one row;
+///   drop the other without a word): one key, one row. Keys are compared as
+///   values, numbers by value whatever their kind (`1`, `1.0` and `"1"` are
+///   one key); two texts the database's collation finds equal (`abc` and
+///   `ABC` under a case-insensitive one) are not caught here;
 /// - the database's error, as for any statement.
 pub fn update_many(
     table: &str,
@@ -81,6 +93,7 @@ pub fn update_many(
     let shape = Shape::new(table, &keys, columns)?;
     shape.check_rows(rows, true)?;
     let dialect = db::dialect();
+    let rows = shape.normalize(dialect, rows);
     let mut affected = 0;
     for chunk in rows.chunks(shape.rows_per_statement(dialect, true)) {
         let sql = shape.update_sql(dialect, chunk.len(), Some(chunk));
@@ -184,17 +197,70 @@ impl Shape {
     /// MySQL/MariaDB within [`MAX_MYSQL_UPDATE_ROWS`] for an update, whose
     /// `CASE` each row searches arm by arm.
     fn rows_per_statement(&self, dialect: Dialect, update: bool) -> usize {
-        let params_per_row = if update && dialect == Dialect::Mysql {
-            self.width() * self.columns.len() + self.keys.len()
+        let (keys, columns) = (self.keys.len(), self.columns.len());
+        let (params_per_row, tokens_per_row, most) = if update && dialect == Dialect::Mysql {
+            (
+                self.width() * columns + keys,
+                // Per column: WHEN, THEN, CAST, AS, SIGNED and per key
+                // column `= ?` and AND; the WHERE: per key `= ?`, AND, OR.
+                columns * (5 + 3 * keys) + 3 * keys + 1,
+                MAX_MYSQL_UPDATE_ROWS,
+            )
         } else {
-            self.width()
+            (self.width(), 2 * self.width(), MAX_ROWS)
         };
-        let most = if update && dialect == Dialect::Mysql {
-            MAX_MYSQL_UPDATE_ROWS
-        } else {
-            MAX_ROWS
+        (MAX_PARAMS / params_per_row)
+            .min(MAX_TOKENS / tokens_per_row)
+            .clamp(1, most)
+    }
+
+    /// The values as [`update_many`] sends them on `dialect` (see its
+    /// documentation): on PostgreSQL numbers and booleans as text; on
+    /// MySQL/MariaDB, in a value column that mixes kinds, numbers as text.
+    fn normalize<'r>(
+        &self,
+        dialect: Dialect,
+        rows: &'r [Vec<Value>],
+    ) -> std::borrow::Cow<'r, [Vec<Value>]> {
+        let keys = self.keys.len();
+        let as_text: Vec<bool> = match dialect {
+            Dialect::Sqlite => return std::borrow::Cow::Borrowed(rows),
+            Dialect::Postgres => vec![true; self.width()],
+            Dialect::Mysql => {
+                let mut mixed = vec![false; self.width()];
+                for (column, slot) in mixed.iter_mut().enumerate().skip(keys) {
+                    let mut kinds = rows.iter().filter_map(|row| match &row[column] {
+                        Value::Null => None,
+                        Value::Int(_) | Value::Boolean(_) => Some(0),
+                        Value::Float(_) => Some(1),
+                        Value::Text(_) | Value::Blob(_) => Some(2),
+                    });
+                    if let Some(first) = kinds.next() {
+                        *slot = kinds.any(|k| k != first);
+                    }
+                }
+                if !mixed.contains(&true) {
+                    return std::borrow::Cow::Borrowed(rows);
+                }
+                mixed
+            }
         };
-        (MAX_PARAMS / params_per_row).clamp(1, most)
+        std::borrow::Cow::Owned(
+            rows.iter()
+                .map(|row| {
+                    row.iter()
+                        .zip(&as_text)
+                        .map(|(value, &text)| {
+                            if text {
+                                number_as_text(value)
+                            } else {
+                                value.clone()
+                            }
+                        })
+                        .collect()
+                })
+                .collect(),
+        )
     }
 
     /// Every row has the right width, and (`by_key`) the key is there and
@@ -225,7 +291,8 @@ impl Shape {
             }
             if by_key {
                 let key = &row[..self.keys.len()];
-                if let Some(earlier) = seen.insert(format!("{key:?}"), i) {
+                let identity: Vec<String> = key.iter().map(key_identity).collect();
+                if let Some(earlier) = seen.insert(identity, i) {
                     return Err(Error::msg(format!(
                         "bulk update of {}: rows {earlier} and {i} both have the key {}; give each key one row (the database would apply one of them and drop the other)",
                         self.table_text,
@@ -382,6 +449,49 @@ fn mysql_then(value: Option<&Value>) -> &'static str {
     }
 }
 
+/// A number or boolean as the text its column's type reads back exactly
+/// (anything else as it is).
+fn number_as_text(value: &Value) -> Value {
+    match value {
+        Value::Int(i) => Value::Text(i.to_string()),
+        Value::Boolean(b) => Value::Text(b.to_string()),
+        Value::Float(f) if f.is_nan() => Value::Text("NaN".into()),
+        Value::Float(f) if f.is_infinite() => {
+            Value::Text(if *f > 0.0 { "Infinity" } else { "-Infinity" }.into())
+        }
+        // The shortest text that reads back as exactly this float.
+        Value::Float(f) => Value::Text(format!("{f:e}")),
+        other => other.clone(),
+    }
+}
+
+/// A key value as the duplicate check compares it: numbers (and text that
+/// reads as one) by value, whatever their kind.
+fn key_identity(value: &Value) -> String {
+    let number = |f: f64| {
+        if f.fract() == 0.0 && f.abs() < 9.0e15 {
+            format!("n{}", f as i64)
+        } else {
+            format!("f{}", f.to_bits())
+        }
+    };
+    match value {
+        Value::Int(i) => format!("n{i}"),
+        Value::Boolean(b) => format!("n{}", i64::from(*b)),
+        Value::Float(f) => number(*f),
+        Value::Text(t) => match (t.trim().parse::<i64>(), t.trim().parse::<f64>()) {
+            (Ok(i), _) => format!("n{i}"),
+            (_, Ok(f)) if f.is_finite() => number(f),
+            _ => format!("t{t}"),
+        },
+        Value::Blob(b) => format!(
+            "b{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        ),
+        Value::Null => "null".into(),
+    }
+}
+
 /// A key as an operator reads it in a message.
 fn render_key(key: &[Value]) -> String {
     let shown: Vec<String> = key
@@ -519,16 +629,53 @@ mod tests {
         );
         assert!(Shape::new("users", &[], &[]).is_err());
         assert!(Shape::new("users", &["a.b".to_owned()], &["c"]).is_err());
-        assert_eq!(shape.rows_per_statement(Dialect::Sqlite, true), 10_000);
-        assert_eq!(shape.rows_per_statement(Dialect::Mysql, true), 1_000);
-        assert_eq!(shape.rows_per_statement(Dialect::Mysql, false), 10_000);
+        assert_eq!(shape.rows_per_statement(Dialect::Sqlite, true), 2_000);
+        assert_eq!(shape.rows_per_statement(Dialect::Mysql, true), 8_000 / 12);
+        assert_eq!(shape.rows_per_statement(Dialect::Mysql, false), 2_000);
+        let same = vec![
+            vec![Value::Int(1), Value::Text("a".into())],
+            vec![Value::Text(" 1".into()), Value::Text("b".into())],
+        ];
+        assert!(shape.check_rows(&same, true).is_err());
+        let same = vec![
+            vec![Value::Float(2.0), Value::Text("a".into())],
+            vec![Value::Int(2), Value::Text("b".into())],
+        ];
+        assert!(shape.check_rows(&same, true).is_err());
+        // PostgreSQL: numbers go as text; MySQL: only a column that mixes kinds.
+        let rows = vec![
+            vec![Value::Int(1), Value::Int(9_007_199_254_740_993)],
+            vec![Value::Int(2), Value::Float(1.5)],
+        ];
+        let ids = Shape::new("t", &["k".to_owned()], &["n"]).unwrap();
+        let text = |s: &str| Value::Text(s.into());
+        assert!(
+            ids.normalize(Dialect::Postgres, &rows).into_owned()
+                == [
+                    vec![text("1"), text("9007199254740993")],
+                    vec![text("2"), text("1.5e0")]
+                ]
+        );
+        assert!(
+            ids.normalize(Dialect::Mysql, &rows).into_owned()
+                == [
+                    vec![Value::Int(1), text("9007199254740993")],
+                    vec![Value::Int(2), text("1.5e0")]
+                ]
+        );
+        let ints = vec![
+            vec![Value::Int(1), Value::Int(0)],
+            vec![Value::Int(2), Value::Null],
+        ];
+        assert!(ids.normalize(Dialect::Mysql, &ints).into_owned() == ints);
+        assert!(ids.normalize(Dialect::Sqlite, &rows).into_owned() == rows);
         let wide: Vec<String> = (0..10).map(|i| format!("c{i}")).collect();
         let wide: Vec<&str> = wide.iter().map(String::as_str).collect();
         assert_eq!(
             Shape::new("t", &["id".to_owned()], &wide)
                 .unwrap()
                 .rows_per_statement(Dialect::Postgres, true),
-            32_000 / 11
+            8_000 / 22
         );
     }
 }

@@ -667,9 +667,9 @@ impl Connection {
     /// starts nothing more once the call is being cancelled (its step ran
     /// out of time). SQLite runs every set in one call on the database's
     /// handle with one prepared statement; PostgreSQL sends up to 1,000 sets
-    /// per round trip (`PREPARE`, one `EXECUTE` per set, `DEALLOCATE`, in one
-    /// message); MySQL/MariaDB run one prepared statement (sqlx caches it)
-    /// per set.
+    /// per round trip (`PREPARE`, one `EXECUTE` per set with the values as
+    /// escape-string literals, `DEALLOCATE`, in one message); MySQL/MariaDB
+    /// run one prepared statement (sqlx caches it) per set.
     pub async fn execute_many<'s>(
         &mut self,
         sql: impl Into<Sql<'s>>,
@@ -1300,6 +1300,57 @@ mod tests {
             // next statement.
             let rows = conn.query("SELECT 1 AS one", &[]).await.unwrap();
             assert_eq!(rows.rows, vec![vec![Value::Int(1)]], "{dialect}");
+        }
+    }
+
+    /// PostgreSQL's `execute_many` sends values as literals: they must stay
+    /// values whatever the session's settings (a guest once turned
+    /// `standard_conforming_strings` off through `pg_settings`, and a
+    /// backslash then ended the literal early).
+    #[tokio::test]
+    async fn execute_many_values_stay_values_whatever_the_session_says() {
+        let (_serial, conns) = every_kind().await;
+        for mut conn in conns {
+            if conn.dialect() != Dialect::Postgres {
+                continue;
+            }
+            conn.execute("CREATE TEMP TABLE lit (k int8, v text, b bytea)", &[])
+                .await
+                .unwrap();
+            let payload = r"'); CREATE TEMP TABLE pwned (x int); --";
+            for (scs, k) in [("off", 0), ("on", 10)] {
+                conn.execute(&format!("SET standard_conforming_strings = {scs}"), &[])
+                    .await
+                    .unwrap();
+                let sets: Vec<Vec<Value>> = (1..=3)
+                    .map(|i| {
+                        vec![
+                            Value::Int(k + i),
+                            Value::Text(payload.into()),
+                            Value::Blob(vec![b'\\', 0, b'\'']),
+                        ]
+                    })
+                    .collect();
+                let n = conn
+                    .execute_many("INSERT INTO lit (k, v, b) VALUES (?, ?, ?)", &sets)
+                    .await
+                    .unwrap();
+                assert_eq!(n, 3);
+            }
+            let rows = conn
+                .query("SELECT v, b FROM lit ORDER BY k", &[])
+                .await
+                .unwrap();
+            assert_eq!(rows.rows.len(), 6);
+            for row in &rows.rows {
+                assert_eq!(row[0], Value::Text(payload.into()));
+                assert_eq!(row[1], Value::Blob(vec![b'\\', 0, b'\'']));
+            }
+            let pwned = conn
+                .query("SELECT count(*) FROM pg_class WHERE relname = 'pwned'", &[])
+                .await
+                .unwrap();
+            assert_eq!(pwned.rows[0][0], Value::Int(0));
         }
     }
 

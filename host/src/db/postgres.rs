@@ -159,10 +159,11 @@ fn same_kinds(a: &[Value], b: &[Value]) -> bool {
 
 /// `value` as a literal in an `EXECUTE` list: a quoted literal of unknown
 /// type, which the server reads as the prepared parameter's type, or
-/// `NULL`. The session has `standard_conforming_strings` on (the host pins
-/// it at connect), so within quotes only `'` is special.
+/// `NULL`. Written as an escape string, `E'…'` with `\` and `'` doubled,
+/// which the server reads the same whatever `standard_conforming_strings`
+/// says (a plain `'…'` would depend on a setting the session holds).
 fn literal(value: &Value) -> String {
-    let quoted = |text: &str| format!("'{}'", text.replace('\'', "''"));
+    let quoted = |text: &str| format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"));
     match value {
         Value::Null => "NULL".to_owned(),
         Value::Boolean(b) => quoted(if *b { "true" } else { "false" }),
@@ -637,24 +638,24 @@ mod tests {
         assert_eq!(literal(&Value::Null), "NULL");
         assert_eq!(
             literal(&Value::Int(-9_223_372_036_854_775_808)),
-            "'-9223372036854775808'"
+            "E'-9223372036854775808'"
         );
-        assert_eq!(literal(&Value::Boolean(true)), "'true'");
-        assert_eq!(literal(&Value::Float(0.1)), "'1e-1'");
-        assert_eq!(literal(&Value::Float(-0.0)), "'-0e0'");
-        assert_eq!(literal(&Value::Float(f64::NAN)), "'NaN'");
-        assert_eq!(literal(&Value::Float(f64::NEG_INFINITY)), "'-Infinity'");
+        assert_eq!(literal(&Value::Boolean(true)), "E'true'");
+        assert_eq!(literal(&Value::Float(0.1)), "E'1e-1'");
+        assert_eq!(literal(&Value::Float(-0.0)), "E'-0e0'");
+        assert_eq!(literal(&Value::Float(f64::NAN)), "E'NaN'");
+        assert_eq!(literal(&Value::Float(f64::NEG_INFINITY)), "E'-Infinity'");
+        // An escape string: read the same whatever standard_conforming_strings
+        // says, so a guest that turned it off cannot end the literal early.
         assert_eq!(
-            literal(&Value::Text("it's \\ $1 ;".into())),
-            "'it''s \\ $1 ;'"
+            literal(&Value::Text(r"it's \' $1 ;".into())),
+            r"E'it''s \\'' $1 ;'"
         );
-        assert_eq!(literal(&Value::Blob(vec![0, 0xff])), "'\\x00ff'");
+        assert_eq!(literal(&Value::Blob(vec![0, 0xff])), r"E'\\x00ff'");
         for f in [f64::MIN_POSITIVE, 5e-324, f64::MAX, 1.0 / 3.0] {
             let text = literal(&Value::Float(f));
-            assert_eq!(
-                text.trim_matches('\'').parse::<f64>().unwrap().to_bits(),
-                f.to_bits()
-            );
+            let digits = text.trim_start_matches('E').trim_matches('\'');
+            assert_eq!(digits.parse::<f64>().unwrap().to_bits(), f.to_bits());
         }
     }
 

@@ -240,17 +240,18 @@ pub(super) async fn execute_many(
 }
 
 /// Steps `statement` until it is done, reading and dropping any rows;
-/// returns the rows it changed (none for a statement that cannot write).
+/// returns the rows it changed: `sqlite3_changes` if the connection's total
+/// count moved, else none (`sqlite3_changes` keeps the count of the last
+/// statement that changed rows, so after a SELECT or DDL it would be stale).
 fn run_to_end(
     db: &rusqlite::Connection,
     statement: &mut rusqlite::Statement<'_>,
 ) -> Result<u64, DbError> {
+    let before = db.total_changes();
     let mut rows = statement.raw_query();
     while rows.next().map_err(db_error)?.is_some() {}
     drop(rows);
-    // sqlite3_changes is the last writing statement's count, so it would be
-    // stale after one that wrote nothing.
-    Ok(if statement.readonly() {
+    Ok(if db.total_changes() == before {
         0
     } else {
         db.changes()

@@ -255,6 +255,20 @@ impl Gate {
         if access.mentions_ledger {
             return Err(Reason::Ledger("a dmig_ ledger table".into()));
         }
+        // PostgreSQL's pg_settings view writes through `set_config`: an
+        // UPDATE of it is `SET`, refused in every mode like `SET` itself
+        // (the session's settings are what the gate's renderings assume).
+        if self.syntax.dialect == Dialect::Postgres
+            && let Some(table) = access
+                .writes
+                .iter()
+                .find(|t| t.last().eq_ignore_ascii_case("pg_settings"))
+        {
+            return Err(Reason::Statement {
+                kind: format!("writing {table}"),
+                why: policy::SESSION,
+            });
+        }
         let Grants::Declared {
             reads,
             writes,
