@@ -88,11 +88,20 @@ impl fmt::Display for Error {
             ),
             Error::KeyNotUnique { table, key, value } => {
                 let quoted: Vec<String> = key.iter().map(|k| format!("{k:?}")).collect();
+                // The usual tie-breaker is the primary key: suggest `id`
+                // unless the key has it already.
+                let advice = if key.iter().any(|k| k.eq_ignore_ascii_case("id")) {
+                    "the key's columns do not make it unique here (a case-insensitive or padded collation can make different texts equal): add a column that does, such as the primary key".to_owned()
+                } else {
+                    format!(
+                        "add a unique tie-breaker column to the key, e.g. Keyset::new({table:?}, [{}, \"id\"])",
+                        quoted.join(", ")
+                    )
+                };
                 write!(
                     f,
-                    "keyset key ({}) of {table} is not unique: more than one row has the key {value}, and a batch boundary between them would skip rows; add a unique tie-breaker column to the key, e.g. Keyset::new({table:?}, [{}, \"id\"])",
+                    "keyset key ({}) of {table} is not unique: more than one row has the key {value}, and a batch boundary between them would skip rows; {advice}",
                     key.join(", "),
-                    quoted.join(", ")
                 )
             }
             Error::NullKey { table, key } => write!(

@@ -382,9 +382,17 @@ impl Lock {
             .map_err(|e| ledger_error("take the lock", e))?;
         match Self::try_lease(conn, migration, lease, ttl).await {
             Ok(outcome) => {
-                conn.commit()
-                    .await
-                    .map_err(|e| ledger_error("take the lock", e))?;
+                if let Err(e) = conn.commit().await {
+                    let _ = conn.rollback().await;
+                    return Err(ledger_error("take the lock", e));
+                }
+                // Only once the takeover is committed: the dead holder's
+                // liveness file goes with its lock.
+                if let (Lease::TakenOver(holder), Some(dir)) = (&outcome, lease.2)
+                    && let Some(name) = holder.identity.as_ref().and_then(|i| i.alive.as_deref())
+                {
+                    identity::remove_dead(dir, name);
+                }
                 Ok(outcome)
             }
             Err(e) => {
@@ -423,12 +431,6 @@ impl Lock {
             )
             .await
             .map_err(|e| ledger_error("take over the lock", e))?;
-            if let (Some(dir), Some(name)) = (
-                dir,
-                holder.identity.as_ref().and_then(|i| i.alive.as_deref()),
-            ) {
-                identity::remove_dead(dir, name);
-            }
             return Ok(Lease::TakenOver(holder));
         }
         conn.execute(

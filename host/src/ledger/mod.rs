@@ -271,7 +271,15 @@ async fn ensure_schema_once(conn: &mut Connection) -> Result<()> {
             }
             .await;
             match result {
-                Ok(()) => conn.commit().await.map_err(failed),
+                Ok(()) => match conn.commit().await {
+                    Ok(()) => Ok(()),
+                    // A COMMIT that failed (SQLite: busy) may leave the
+                    // transaction open; the retry begins a new one.
+                    Err(e) => {
+                        let _ = conn.rollback().await;
+                        Err(failed(e))
+                    }
+                },
                 Err(e) => {
                     let _ = conn.rollback().await;
                     Err(e)
