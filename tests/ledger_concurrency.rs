@@ -111,46 +111,32 @@ fn postgres_issue_14_a_ledger_upgrade_survives_a_deadlock_with_an_older_host() {
              VALUES ('old-one', 'older', 'elsewhere', 1, '2026-01-01T00:00:00.000Z',
                      '2099-01-01T00:00:00.000Z')",
     );
-    let upgrade = {
-        let dir_path = dir.path().to_owned();
-        let url = url.clone();
-        std::thread::spawn(move || {
-            let args = [
-                "run",
-                guests::RUNNER_PROBE,
-                "-D",
-                &url,
-                "--arg",
-                "mode=contend",
-                "--arg",
-                "order=1",
-            ];
-            dmig(DMIG, &dir_path, &args)
-        })
-    };
-    // The upgrade has altered dmig_runs and waits for dmig_locks.
-    let mut watcher = test_db.open();
-    let since = std::time::Instant::now();
-    while watcher.scalar::<i64>(
-        "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'dmig_locks'::regclass",
-    ) == 0
-    {
+    std::thread::scope(|scope| {
+        let upgrade = scope.spawn(|| apply(&dir, &url, &[]));
+        // The upgrade has altered dmig_runs and waits for dmig_locks.
+        let mut watcher = test_db.open();
+        let since = std::time::Instant::now();
+        while watcher.scalar::<i64>(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'dmig_locks'::regclass",
+        ) == 0
+        {
+            assert!(
+                since.elapsed() < std::time::Duration::from_secs(60),
+                "the upgrade never waited for dmig_locks"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // The older host's step goes on to dmig_runs: the deadlock. The upgrade
+        // is rolled back, so this read goes through, and the step commits.
+        older_host.scalar::<i64>("SELECT count(*) FROM dmig_runs");
+        older_host.exec("COMMIT");
+        let run = upgrade.join().unwrap().expect_code(0);
         assert!(
-            since.elapsed() < std::time::Duration::from_secs(60),
-            "the upgrade never waited for dmig_locks"
+            run.stderr.contains("deadlock detected") && run.stderr.contains("trying again"),
+            "{}",
+            run.stderr
         );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    // The older host's step goes on to dmig_runs: the deadlock. The upgrade
-    // is rolled back, so this read goes through, and the step commits.
-    older_host.scalar::<i64>("SELECT count(*) FROM dmig_runs");
-    older_host.exec("COMMIT");
-    let run = upgrade.join().unwrap().expect_code(0);
-    assert!(
-        run.stderr.contains("deadlock detected") && run.stderr.contains("trying again"),
-        "{}",
-        run.stderr
-    );
+    });
     let versions = db.rows::<(i64,)>("SELECT version FROM dmig_schema ORDER BY version");
     let expected: Vec<(i64,)> = (1..=VERSION).map(|v| (v,)).collect();
     assert_eq!(versions, expected);

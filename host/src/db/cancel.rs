@@ -135,6 +135,11 @@ impl Target {
     }
 }
 
+/// How long a SQLite call is given to return after its interrupt before
+/// the connection is given up: the busy timeout (5 s) and then some, since
+/// under load a blocking-pool thread may be slow to run.
+const SQLITE_GRACE: Duration = Duration::from_secs(10);
+
 /// What the calls on one connection are doing, shared with its cancellers.
 #[derive(Debug, Default)]
 pub(super) struct CallState {
@@ -271,6 +276,14 @@ impl Canceller {
                 .await;
             return None;
         }
+        // SQLite: an interrupted statement always returns (within the busy
+        // timeout at worst), and a connection given up would keep its write
+        // transaction, so nothing (not even the run's failure) could be
+        // written over a fresh one: wait longer for it.
+        let grace = match self.target {
+            Target::Sqlite(_) => grace.max(SQLITE_GRACE),
+            _ => grace,
+        };
         let give_up = Instant::now() + grace;
         let mut side = None;
         let cancelling = async {

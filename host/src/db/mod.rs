@@ -192,6 +192,51 @@ fn limit_error(message: String) -> DbError {
     }
 }
 
+/// The rows one query has returned so far, held within its [`ResultLimits`].
+pub(super) struct Collector {
+    limits: ResultLimits,
+    pub(super) rows: Vec<Vec<Value>>,
+    bytes: usize,
+}
+
+impl Collector {
+    pub(super) fn new(limits: ResultLimits) -> Self {
+        Collector {
+            limits,
+            rows: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Fails with [`LIMIT_CODE`] when another row would be one too many
+    /// (checked before the row is decoded).
+    pub(super) fn room(&self) -> Result<(), DbError> {
+        if self.rows.len() == self.limits.max_rows {
+            return Err(limit_error(format!(
+                "the query returned more than {} rows (the per-call limit); fetch fewer rows per step",
+                self.limits.max_rows
+            )));
+        }
+        Ok(())
+    }
+
+    /// Keeps a decoded row, or fails with [`LIMIT_CODE`] when the rows so
+    /// far exceed the byte limit.
+    pub(super) fn push(&mut self, values: Vec<Value>) -> Result<(), DbError> {
+        self.bytes = self
+            .bytes
+            .saturating_add(values.iter().map(Value::size).sum());
+        if self.bytes > self.limits.max_bytes {
+            return Err(limit_error(format!(
+                "the query returned more than {} bytes (the per-call limit); fetch fewer or smaller rows per step",
+                self.limits.max_bytes
+            )));
+        }
+        self.rows.push(values);
+        Ok(())
+    }
+}
+
 /// Runs `query` (whose text is `sql`) and reads its rows, decoding each with
 /// `decode`, failing with [`LIMIT_CODE`] as soon as the result exceeds
 /// `limits`. Rows are streamed, so an oversized result is never held whole.
@@ -258,27 +303,14 @@ where
 {
     let mut stream = query.fetch(&mut *conn);
     let mut columns = None;
-    let mut rows = Vec::new();
-    let mut bytes = 0usize;
+    let mut rows = Collector::new(limits);
     while let Some(row) = stream.try_next().await? {
-        if rows.len() == limits.max_rows {
-            return Err(limit_error(format!(
-                "the query returned more than {} rows (the per-call limit); fetch fewer rows per step",
-                limits.max_rows
-            )));
-        }
+        rows.room()?;
         columns.get_or_insert_with(|| row.columns().iter().map(|c| c.name().to_owned()).collect());
-        let values = decode_row(&row, &decode_value)?;
-        bytes = bytes.saturating_add(values.iter().map(Value::size).sum());
-        if bytes > limits.max_bytes {
-            return Err(limit_error(format!(
-                "the query returned more than {} bytes (the per-call limit); fetch fewer or smaller rows per step",
-                limits.max_bytes
-            )));
-        }
-        rows.push(values);
+        rows.push(decode_row(&row, &decode_value)?)?;
     }
     drop(stream);
+    let rows = rows.rows;
     let columns = match columns {
         Some(columns) => columns,
         // No row to read names from: ask the (cached) prepared statement.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, SqliteConnection};
 
-use super::{DbError, ResultLimits, Rows, UNSUPPORTED_TYPE_CODE, Value, limit_error, redact};
+use super::{Collector, DbError, ResultLimits, Rows, UNSUPPORTED_TYPE_CODE, Value, redact};
 use crate::error::{Error, Result};
 
 /// How long a statement waits for another connection's lock before failing.
@@ -169,30 +169,18 @@ pub(super) async fn query(
             .map(str::to_owned)
             .collect();
         let width = columns.len();
-        let mut rows = Vec::new();
-        let mut bytes = 0usize;
+        let mut rows = Collector::new(limits);
         let mut raw_rows = statement.raw_query();
         while let Some(row) = raw_rows.next().map_err(db_error)? {
-            if rows.len() == limits.max_rows {
-                return Err(limit_error(format!(
-                    "the query returned more than {} rows (the per-call limit); fetch fewer rows per step",
-                    limits.max_rows
-                )));
-            }
+            rows.room()?;
             let mut values = Vec::with_capacity(width);
             for (i, column) in columns.iter().enumerate() {
                 let raw = row.get_ref(i).map_err(db_error)?;
                 values.push(decode_value(column, raw)?);
             }
-            bytes = bytes.saturating_add(values.iter().map(Value::size).sum());
-            if bytes > limits.max_bytes {
-                return Err(limit_error(format!(
-                    "the query returned more than {} bytes (the per-call limit); fetch fewer or smaller rows per step",
-                    limits.max_bytes
-                )));
-            }
-            rows.push(values);
+            rows.push(values)?;
         }
+        let rows = rows.rows;
         Ok(Rows { columns, rows })
     })
     .await
