@@ -533,12 +533,12 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("| SQLite | (a) dmig-host run | 19.0 MiB | 20.0 MiB | +5.3% |"),
+            text.contains("| SQLite | (a) dmig-host run, per-row writes | 19.0 MiB | 20.0 MiB | +5.3% |"),
             "{text}"
         );
         assert!(
             text.contains(
-                "| SQLite | (a) dmig-host run | 110.0 ms | 9,090 | 0.82 | 1.09 | 55.0 ms | 55.0 | 44.0 | 11.0 | 20.0 MiB |"
+                "| SQLite | (a) dmig-host run, per-row writes | 110.0 ms | 9,090 | 0.82 | 1.09 | 55.0 ms | 55.0 | 44.0 | 11.0 | 20.0 MiB |"
             ),
             "{text}"
         );
