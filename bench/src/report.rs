@@ -533,7 +533,9 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("| SQLite | (a) dmig-host run, per-row writes | 19.0 MiB | 20.0 MiB | +5.3% |"),
+            text.contains(
+                "| SQLite | (a) dmig-host run, per-row writes | 19.0 MiB | 20.0 MiB | +5.3% |"
+            ),
             "{text}"
         );
         assert!(
