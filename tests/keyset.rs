@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::ChildStdout;
 use std::time::{Duration, Instant};
 
-use dmig_tests::{Kind, TestDb, TestDir, dmig, guests, on_every_database, spawn_json};
+use dmig_tests::{Kind, TestDb, TestDir, dmig, guests, on_every_database, on_servers, spawn_json};
 use serde_json::Value as Json;
 use sqlx::Connection;
 
@@ -25,25 +25,10 @@ on_every_database!(
 
 // Row locks and concurrent sessions: SQLite has neither (a step holds the
 // database's write lock), so these run on the servers.
-#[test]
-fn postgres_issue_14_read_modify_write_keeps_a_concurrent_write() {
-    read_modify_write_keeps_a_concurrent_write(Kind::Postgres);
-}
-
-#[test]
-fn mysql_issue_14_read_modify_write_keeps_a_concurrent_write() {
-    read_modify_write_keeps_a_concurrent_write(Kind::Mysql);
-}
-
-#[test]
-fn postgres_issue_14_skip_locked_and_nowait_around_a_held_row() {
-    skip_locked_and_nowait_around_a_held_row(Kind::Postgres);
-}
-
-#[test]
-fn mysql_issue_14_skip_locked_and_nowait_around_a_held_row() {
-    skip_locked_and_nowait_around_a_held_row(Kind::Mysql);
-}
+on_servers!(
+    issue_14_read_modify_write_keeps_a_concurrent_write,
+    issue_14_skip_locked_and_nowait_around_a_held_row,
+);
 
 /// PostgreSQL sorts, then locks: while a locked batch waits for a row whose
 /// key the application changes, the row comes back with its new key in its
@@ -620,7 +605,7 @@ fn race(kind: Kind, test: &str, lock: &str, write: &str) -> Option<Race> {
     })
 }
 
-fn read_modify_write_keeps_a_concurrent_write(kind: Kind) {
+fn issue_14_read_modify_write_keeps_a_concurrent_write(kind: Kind) {
     // The hazard: a plain read, then a blind write, overwrites the
     // application's +50 and reports success.
     let Some(naive) = race(kind, "rmw-naive", "none", "naive") else {
@@ -659,7 +644,7 @@ fn read_modify_write_keeps_a_concurrent_write(kind: Kind) {
     );
 }
 
-fn skip_locked_and_nowait_around_a_held_row(kind: Kind) {
+fn issue_14_skip_locked_and_nowait_around_a_held_row(kind: Kind) {
     let dir = TestDir::new("keyset-skip-locked");
     let Some(db) = setup(kind, &dir, "keyset_skip_locked") else {
         return;

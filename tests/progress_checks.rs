@@ -5,7 +5,7 @@
 //! runs to the end (item 3); counts are printed in the singular when they
 //! are 1 (item 9).
 
-use dmig_tests::{Db, Kind, TestDb, TestDir, dmig, guests, on_every_database};
+use dmig_tests::{Db, Kind, Run, TestDb, TestDir, dmig, guests, on_every_database};
 use serde_json::Value as Json;
 
 const DMIG: &str = env!("CARGO_BIN_EXE_dmig-host-under-test");
@@ -48,10 +48,11 @@ fn events(stdout: &str) -> Vec<Json> {
         .collect()
 }
 
-fn run_probe(url: &str, extra: &[&str]) -> Vec<String> {
+/// Runs `dmig-host run <runner-probe> -D url` with `extra` arguments.
+fn run_probe(dir: &TestDir, url: &str, extra: &[&str]) -> Run {
     let mut args = vec!["run", guests::RUNNER_PROBE, "-D", url];
     args.extend_from_slice(extra);
-    args.into_iter().map(str::to_owned).collect()
+    dmig(DMIG, dir.path(), &args)
 }
 
 fn issue_14_a_run_short_of_its_declared_total_says_so(kind: Kind) {
@@ -61,7 +62,8 @@ fn issue_14_a_run_short_of_its_declared_total_says_so(kind: Kind) {
     };
     let url = test_db.url().to_owned();
     // Declares 15 rows, processes the 10 there are: succeeds, and says so.
-    let args = run_probe(
+    let out = run_probe(
+        &dir,
         &url,
         &[
             "--arg",
@@ -71,9 +73,8 @@ fn issue_14_a_run_short_of_its_declared_total_says_so(kind: Kind) {
             "--output",
             "json",
         ],
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = dmig(DMIG, dir.path(), &args).expect_code(0);
+    )
+    .expect_code(0);
     let events = events(&out.stdout);
     let warnings: Vec<&Json> = events.iter().filter(|e| e["event"] == "warning").collect();
     assert_eq!(warnings.len(), 1, "{}", out.stdout);
@@ -100,12 +101,12 @@ fn issue_14_a_run_short_of_its_declared_total_says_so(kind: Kind) {
     assert_eq!(runs[0]["note"], message);
 
     // Human output: a warning on stderr, exit 0.
-    let args = run_probe(
+    let human = run_probe(
+        &dir,
         &url,
         &["--force", "--arg", "mode=declare", "--arg", "declare=15"],
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let human = dmig(DMIG, dir.path(), &args).expect_code(0);
+    )
+    .expect_code(0);
     assert!(
         human.stderr.contains("warning: the run ended short"),
         "{}",
@@ -113,7 +114,8 @@ fn issue_14_a_run_short_of_its_declared_total_says_so(kind: Kind) {
     );
 
     // Past the total is noted too; the exact total is not.
-    let args = run_probe(
+    let over = run_probe(
+        &dir,
         &url,
         &[
             "--force",
@@ -124,16 +126,16 @@ fn issue_14_a_run_short_of_its_declared_total_says_so(kind: Kind) {
             "--output",
             "json",
         ],
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let over = dmig(DMIG, dir.path(), &args).expect_code(0);
+    )
+    .expect_code(0);
     assert!(
         over.stdout
             .contains("processed 10 rows, 2 more than the 8 it declared"),
         "{}",
         over.stdout
     );
-    let args = run_probe(
+    let exact = run_probe(
+        &dir,
         &url,
         &[
             "--force",
@@ -144,9 +146,8 @@ fn issue_14_a_run_short_of_its_declared_total_says_so(kind: Kind) {
             "--output",
             "json",
         ],
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let exact = dmig(DMIG, dir.path(), &args).expect_code(0);
+    )
+    .expect_code(0);
     assert!(
         !exact.stdout.contains(r#""event":"warning""#),
         "{}",
@@ -165,9 +166,7 @@ fn issue_14_a_cursor_that_does_not_advance_stops_the_run(kind: Kind) {
     let url = test_db.url().to_owned();
     let before = db.user_data();
     // --max-steps bounds the run if the check fails to fire.
-    let args = run_probe(&url, &["--arg", "mode=stall", "--max-steps", "50"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = dmig(DMIG, dir.path(), &args).expect_code(20);
+    let out = run_probe(&dir, &url, &["--arg", "mode=stall", "--max-steps", "50"]).expect_code(20);
     assert!(
         out.stderr.contains(
             r#"steps 2 to 4 each returned the cursor they were given ("pending") and changed no rows, 3 times in a row: the migration does not advance"#
@@ -190,7 +189,8 @@ fn issue_14_a_cursor_that_does_not_advance_stops_the_run(kind: Kind) {
 
     // A larger limit lets more steps go by; with the check off, only
     // --max-steps ends it.
-    let args = run_probe(
+    let five = run_probe(
+        &dir,
         &url,
         &[
             "--restart",
@@ -201,11 +201,11 @@ fn issue_14_a_cursor_that_does_not_advance_stops_the_run(kind: Kind) {
             "--max-steps",
             "50",
         ],
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let five = dmig(DMIG, dir.path(), &args).expect_code(20);
+    )
+    .expect_code(20);
     assert!(five.stderr.contains("steps 2 to 6 each"), "{}", five.stderr);
-    let args = run_probe(
+    run_probe(
+        &dir,
         &url,
         &[
             "--restart",
@@ -216,12 +216,12 @@ fn issue_14_a_cursor_that_does_not_advance_stops_the_run(kind: Kind) {
             "--max-steps",
             "10",
         ],
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    dmig(DMIG, dir.path(), &args).expect_code(7);
+    )
+    .expect_code(7);
 
     // A dry run stops the same way.
-    let args = run_probe(
+    let dry = run_probe(
+        &dir,
         &url,
         &[
             "--restart",
@@ -231,9 +231,8 @@ fn issue_14_a_cursor_that_does_not_advance_stops_the_run(kind: Kind) {
             "--max-steps",
             "50",
         ],
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let dry = dmig(DMIG, dir.path(), &args).expect_code(20);
+    )
+    .expect_code(20);
     assert!(
         dry.stderr.contains("the migration does not advance"),
         "{}",
@@ -247,9 +246,7 @@ fn issue_14_a_queue_drained_from_one_cursor_runs_to_the_end(kind: Kind) {
         return;
     };
     let url = test_db.url().to_owned();
-    let args = run_probe(&url, &["--arg", "mode=drain", "--output", "json"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = dmig(DMIG, dir.path(), &args).expect_code(0);
+    let out = run_probe(&dir, &url, &["--arg", "mode=drain", "--output", "json"]).expect_code(0);
     let left: i64 = db.scalar("SELECT count(*) FROM probe_queue");
     assert_eq!(left, 0);
     // 20 rows, 3 a step: 7 steps that delete, then one that finds none.
@@ -270,16 +267,15 @@ fn issue_14_one_step_is_counted_in_the_singular(kind: Kind) {
         return;
     };
     let url = test_db.url().to_owned();
-    let args = run_probe(&url, &["--arg", "mode=contend", "--arg", "order=1"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = dmig(DMIG, dir.path(), &args).expect_code(0);
+    let out = run_probe(&dir, &url, &["--arg", "mode=contend", "--arg", "order=1"]).expect_code(0);
     assert!(
         out.stdout
             .contains("applied runner-probe: 1 step, 1 row in "),
         "{}",
         out.stdout
     );
-    let args = run_probe(
+    let out = run_probe(
+        &dir,
         &url,
         &[
             "--force",
@@ -290,16 +286,16 @@ fn issue_14_one_step_is_counted_in_the_singular(kind: Kind) {
             "--arg",
             "steps=2",
         ],
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = dmig(DMIG, dir.path(), &args).expect_code(0);
+    )
+    .expect_code(0);
     assert!(
         out.stdout
             .contains("applied runner-probe: 2 steps, 4 rows in "),
         "{}",
         out.stdout
     );
-    let args = run_probe(
+    let out = run_probe(
+        &dir,
         &url,
         &[
             "--force",
@@ -312,9 +308,8 @@ fn issue_14_one_step_is_counted_in_the_singular(kind: Kind) {
             "--max-steps",
             "1",
         ],
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = dmig(DMIG, dir.path(), &args).expect_code(7);
+    )
+    .expect_code(7);
     assert!(
         out.stderr
             .contains("was interrupted after 1 step of this run"),

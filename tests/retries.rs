@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout};
 use std::time::{Duration, Instant};
 
-use dmig_tests::{Db, Kind, TestDb, TestDir, guests, spawn_json};
+use dmig_tests::{Db, Kind, TestDb, TestDir, guests, on_servers, spawn_json};
 use serde_json::Value as Json;
 
 const DMIG: &str = env!("CARGO_BIN_EXE_dmig-host-under-test");
@@ -18,24 +18,17 @@ const DMIG: &str = env!("CARGO_BIN_EXE_dmig-host-under-test");
 // A deadlock needs row locks that wait; SQLite has one writer at a time
 // and no deadlocks between connections (its contention is SQLITE_BUSY,
 // tested below).
-#[test]
-fn postgres_issue_14_a_deadlock_with_application_traffic_is_retried() {
-    deadlock(Kind::Postgres, 5);
+on_servers!(
+    issue_14_a_deadlock_with_application_traffic_is_retried,
+    issue_14_retries_0_fails_at_the_first_deadlock,
+);
+
+fn issue_14_a_deadlock_with_application_traffic_is_retried(kind: Kind) {
+    deadlock(kind, 5);
 }
 
-#[test]
-fn mysql_issue_14_a_deadlock_with_application_traffic_is_retried() {
-    deadlock(Kind::Mysql, 5);
-}
-
-#[test]
-fn postgres_issue_14_retries_0_fails_at_the_first_deadlock() {
-    deadlock(Kind::Postgres, 0);
-}
-
-#[test]
-fn mysql_issue_14_retries_0_fails_at_the_first_deadlock() {
-    deadlock(Kind::Mysql, 0);
+fn issue_14_retries_0_fails_at_the_first_deadlock(kind: Kind) {
+    deadlock(kind, 0);
 }
 
 // PostgreSQL's lock_timeout can be set for one database, so only this

@@ -184,6 +184,19 @@ impl Kind {
 }
 
 /// Instantiates each listed test function (taking a [`Kind`]) once per
+/// server database, for what SQLite does not have (row locks, concurrent
+/// writers): `servers::postgres::name`, `servers::mysql::name`.
+#[macro_export]
+macro_rules! on_servers {
+    ($($test:ident),* $(,)?) => {
+        mod servers {
+            mod postgres { $( #[test] fn $test() { super::super::$test($crate::Kind::Postgres) } )* }
+            mod mysql { $( #[test] fn $test() { super::super::$test($crate::Kind::Mysql) } )* }
+        }
+    };
+}
+
+/// Instantiates each listed test function (taking a [`Kind`]) once per
 /// database: `sqlite::name`, `postgres::name`, `mysql::name`.
 #[macro_export]
 macro_rules! on_every_database {
