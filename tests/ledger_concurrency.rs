@@ -5,7 +5,7 @@
 
 use std::sync::Barrier;
 
-use dmig_tests::{Db, Kind, Run, TestDb, TestDir, dmig, guests, on_every_database};
+use dmig_tests::{Kind, Run, TestDir, dmig, guests, on_every_database, runner_probe_db};
 
 const DMIG: &str = env!("CARGO_BIN_EXE_dmig-host-under-test");
 
@@ -17,19 +17,6 @@ on_every_database!(
     issue_14_a_ledger_without_versions_is_upgraded_in_place,
     issue_14_a_ledger_newer_than_the_host_is_refused,
 );
-
-/// A fresh database with one `probe_items` row; `None` when that database
-/// is not configured.
-fn probe_db(kind: Kind, dir: &TestDir, test: &str) -> Option<(TestDb, Db)> {
-    let test_db = TestDb::new(kind, dir, test)?;
-    let mut db = test_db.open();
-    db.exec(
-        "CREATE TABLE probe_items (id BIGINT PRIMARY KEY, done BIGINT NOT NULL DEFAULT 0);
-         CREATE TABLE probe_queue (id BIGINT PRIMARY KEY);
-         INSERT INTO probe_items (id) VALUES (1)",
-    );
-    Some((test_db, db))
-}
 
 fn apply(dir: &TestDir, url: &str, extra: &[&str]) -> Run {
     let mut args = vec![
@@ -56,7 +43,9 @@ fn issue_14_hosts_started_together_on_a_fresh_database_all_succeed(kind: Kind) {
     const TRIES: usize = 5;
     for attempt in 0..TRIES {
         let dir = TestDir::new("concurrent-ledger");
-        let Some((test_db, mut db)) = probe_db(kind, &dir, &format!("concurrent_{attempt}")) else {
+        let Some((test_db, mut db)) =
+            runner_probe_db(kind, &dir, &format!("concurrent_{attempt}"), 1, 0)
+        else {
             return;
         };
         let url = test_db.url().to_owned();
@@ -96,7 +85,8 @@ fn issue_14_hosts_started_together_on_a_fresh_database_all_succeed(kind: Kind) {
 #[test]
 fn postgres_issue_14_a_ledger_upgrade_survives_a_deadlock_with_an_older_host() {
     let dir = TestDir::new("upgrade-deadlock");
-    let Some((test_db, mut db)) = probe_db(Kind::Postgres, &dir, "upgrade_deadlock") else {
+    let Some((test_db, mut db)) = runner_probe_db(Kind::Postgres, &dir, "upgrade_deadlock", 1, 0)
+    else {
         return;
     };
     let url = test_db.url().to_owned();
@@ -182,7 +172,9 @@ fn old_ledger(kind: Kind, signer: bool) -> String {
 fn issue_14_a_ledger_without_versions_is_upgraded_in_place(kind: Kind) {
     for signer in [false, true] {
         let dir = TestDir::new("old-ledger");
-        let Some((test_db, mut db)) = probe_db(kind, &dir, &format!("old_ledger_{signer}")) else {
+        let Some((test_db, mut db)) =
+            runner_probe_db(kind, &dir, &format!("old_ledger_{signer}"), 1, 0)
+        else {
             return;
         };
         let url = test_db.url().to_owned();
@@ -222,7 +214,7 @@ fn issue_14_a_ledger_without_versions_is_upgraded_in_place(kind: Kind) {
 
 fn issue_14_a_ledger_newer_than_the_host_is_refused(kind: Kind) {
     let dir = TestDir::new("new-ledger");
-    let Some((test_db, mut db)) = probe_db(kind, &dir, "new_ledger") else {
+    let Some((test_db, mut db)) = runner_probe_db(kind, &dir, "new_ledger", 1, 0) else {
         return;
     };
     let url = test_db.url().to_owned();

@@ -5,7 +5,7 @@
 //! runs to the end (item 3); counts are printed in the singular when they
 //! are 1 (item 9).
 
-use dmig_tests::{Db, Kind, Run, TestDb, TestDir, dmig, guests, on_every_database};
+use dmig_tests::{Kind, Run, TestDir, dmig, guests, on_every_database, runner_probe_db};
 use serde_json::Value as Json;
 
 const DMIG: &str = env!("CARGO_BIN_EXE_dmig-host-under-test");
@@ -16,30 +16,6 @@ on_every_database!(
     issue_14_a_queue_drained_from_one_cursor_runs_to_the_end,
     issue_14_one_step_is_counted_in_the_singular,
 );
-
-/// A fresh database with `items` rows in `probe_items` and `queued` in
-/// `probe_queue`; `None` when that database is not configured.
-fn probe_db(
-    kind: Kind,
-    dir: &TestDir,
-    test: &str,
-    items: i64,
-    queued: i64,
-) -> Option<(TestDb, Db)> {
-    let test_db = TestDb::new(kind, dir, test)?;
-    let mut db = test_db.open();
-    db.exec(
-        "CREATE TABLE probe_items (id BIGINT PRIMARY KEY, done BIGINT NOT NULL DEFAULT 0);
-         CREATE TABLE probe_queue (id BIGINT PRIMARY KEY)",
-    );
-    for id in 1..=items {
-        db.exec(&format!("INSERT INTO probe_items (id) VALUES ({id})"));
-    }
-    for id in 1..=queued {
-        db.exec(&format!("INSERT INTO probe_queue (id) VALUES ({id})"));
-    }
-    Some((test_db, db))
-}
 
 fn events(stdout: &str) -> Vec<Json> {
     stdout
@@ -57,7 +33,7 @@ fn run_probe(dir: &TestDir, url: &str, extra: &[&str]) -> Run {
 
 fn issue_14_a_run_short_of_its_declared_total_says_so(kind: Kind) {
     let dir = TestDir::new("short-total");
-    let Some((test_db, mut db)) = probe_db(kind, &dir, "short_total", 10, 0) else {
+    let Some((test_db, mut db)) = runner_probe_db(kind, &dir, "short_total", 10, 0) else {
         return;
     };
     let url = test_db.url().to_owned();
@@ -160,7 +136,7 @@ fn issue_14_a_run_short_of_its_declared_total_says_so(kind: Kind) {
 
 fn issue_14_a_cursor_that_does_not_advance_stops_the_run(kind: Kind) {
     let dir = TestDir::new("stall");
-    let Some((test_db, mut db)) = probe_db(kind, &dir, "stall", 12, 0) else {
+    let Some((test_db, mut db)) = runner_probe_db(kind, &dir, "stall", 12, 0) else {
         return;
     };
     let url = test_db.url().to_owned();
@@ -242,7 +218,7 @@ fn issue_14_a_cursor_that_does_not_advance_stops_the_run(kind: Kind) {
 
 fn issue_14_a_queue_drained_from_one_cursor_runs_to_the_end(kind: Kind) {
     let dir = TestDir::new("drain");
-    let Some((test_db, mut db)) = probe_db(kind, &dir, "drain", 0, 20) else {
+    let Some((test_db, mut db)) = runner_probe_db(kind, &dir, "drain", 0, 20) else {
         return;
     };
     let url = test_db.url().to_owned();
@@ -263,7 +239,7 @@ fn issue_14_a_queue_drained_from_one_cursor_runs_to_the_end(kind: Kind) {
 
 fn issue_14_one_step_is_counted_in_the_singular(kind: Kind) {
     let dir = TestDir::new("singular");
-    let Some((test_db, _db)) = probe_db(kind, &dir, "singular", 1, 0) else {
+    let Some((test_db, _db)) = runner_probe_db(kind, &dir, "singular", 1, 0) else {
         return;
     };
     let url = test_db.url().to_owned();

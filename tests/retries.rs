@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout};
 use std::time::{Duration, Instant};
 
-use dmig_tests::{Db, Kind, TestDb, TestDir, guests, on_servers, spawn_json};
+use dmig_tests::{Db, Kind, TestDb, TestDir, guests, on_servers, runner_probe_db, spawn_json};
 use serde_json::Value as Json;
 
 const DMIG: &str = env!("CARGO_BIN_EXE_dmig-host-under-test");
@@ -50,17 +50,11 @@ fn sqlite_issue_14_retries_0_fails_on_a_busy_database() {
     busy(0);
 }
 
-/// A fresh database with `probe_items` rows 1 and 2 (and, for the
-/// application's own writes, `app_log`).
-fn probe_db(kind: Kind, dir: &TestDir, test: &str) -> Option<(TestDb, Db)> {
-    let test_db = TestDb::new(kind, dir, test)?;
-    let mut db = test_db.open();
-    db.exec(
-        "CREATE TABLE probe_items (id BIGINT PRIMARY KEY, done BIGINT NOT NULL DEFAULT 0);
-         CREATE TABLE probe_queue (id BIGINT PRIMARY KEY);
-         CREATE TABLE app_log (id BIGINT PRIMARY KEY);
-         INSERT INTO probe_items (id) VALUES (1), (2)",
-    );
+/// The runner-probe database with `probe_items` rows 1 and 2 and, for the
+/// application's own writes, `app_log`.
+fn app_probe_db(kind: Kind, dir: &TestDir, test: &str) -> Option<(TestDb, Db)> {
+    let (test_db, mut db) = runner_probe_db(kind, dir, test, 2, 0)?;
+    db.exec("CREATE TABLE app_log (id BIGINT PRIMARY KEY)");
     Some((test_db, db))
 }
 
@@ -155,7 +149,7 @@ fn ledger_run(db: &mut Db) -> (String, i64, Option<String>) {
 /// transaction that wrote less, and the application wrote 50 rows first).
 fn deadlock(kind: Kind, retries: u32) {
     let dir = TestDir::new("deadlock");
-    let Some((test_db, mut db)) = probe_db(kind, &dir, &format!("deadlock_{retries}")) else {
+    let Some((test_db, mut db)) = app_probe_db(kind, &dir, &format!("deadlock_{retries}")) else {
         return;
     };
     let url = test_db.url().to_owned();
@@ -246,7 +240,7 @@ fn deadlock(kind: Kind, retries: u32) {
 /// run's database gives up waiting for a lock after 300 ms.
 fn lock_timeout(kind: Kind) {
     let dir = TestDir::new("lock-timeout");
-    let Some((test_db, mut db)) = probe_db(kind, &dir, "lock_timeout") else {
+    let Some((test_db, mut db)) = app_probe_db(kind, &dir, "lock_timeout") else {
         return;
     };
     let url = test_db.url().to_owned();
@@ -296,7 +290,7 @@ fn lock_timeout(kind: Kind) {
 /// records its failure, which needs the lock too) for 7 s.
 fn busy(retries: u32) {
     let dir = TestDir::new("busy");
-    let (test_db, mut db) = probe_db(Kind::Sqlite, &dir, "busy").unwrap();
+    let (test_db, mut db) = app_probe_db(Kind::Sqlite, &dir, "busy").unwrap();
     let url = test_db.url().to_owned();
     let retries_arg = retries.to_string();
     let mut run = Events::spawn(

@@ -505,6 +505,31 @@ fn cell(row: &AnyRow, i: usize) -> String {
     panic!("column {i} has a type the test support cannot read")
 }
 
+/// A fresh database of `kind` for the `runner-probe` guest: `probe_items`
+/// rows 1..=`items` (not done) and `probe_queue` rows 1..=`queued`; `None`
+/// when that database is not configured (the test is skipped).
+pub fn runner_probe_db(
+    kind: Kind,
+    dir: &TestDir,
+    test: &str,
+    items: i64,
+    queued: i64,
+) -> Option<(TestDb, Db)> {
+    let test_db = TestDb::new(kind, dir, test)?;
+    let mut db = test_db.open();
+    db.exec(
+        "CREATE TABLE probe_items (id BIGINT PRIMARY KEY, done BIGINT NOT NULL DEFAULT 0);
+         CREATE TABLE probe_queue (id BIGINT PRIMARY KEY)",
+    );
+    for id in 1..=items {
+        db.exec(&format!("INSERT INTO probe_items (id) VALUES ({id})"));
+    }
+    for id in 1..=queued {
+        db.exec(&format!("INSERT INTO probe_queue (id) VALUES ({id})"));
+    }
+    Some((test_db, db))
+}
+
 /// A fresh database of `kind` with `n` counters at 0 and an empty batch
 /// log; `None` when that database is not configured (the test is skipped).
 pub fn counters_db(kind: Kind, dir: &TestDir, test: &str, n: i64) -> Option<(TestDb, Db)> {
