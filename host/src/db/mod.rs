@@ -96,6 +96,9 @@ impl DbError {
     ///   transaction was rolled back). Error 1205 (lock wait timeout) has the
     ///   generic SQLSTATE `HY000`, which is all the driver reports, so it is
     ///   recognised by the server's message ("Lock wait timeout exceeded").
+    ///   So is MariaDB's error 1020 ("Record has changed since last read"),
+    ///   its serialization failure under `innodb_snapshot_isolation`: a row
+    ///   the transaction read was changed by another since.
     /// * SQLite (extended result code): `SQLITE_BUSY` (5) and
     ///   `SQLITE_LOCKED` (6) with any extended code (261, 517, 262, …):
     ///   another connection held the lock past the busy timeout.
@@ -109,7 +112,11 @@ impl DbError {
             Dialect::Postgres => matches!(code, "40P01" | "40001" | "55P03"),
             Dialect::Mysql => {
                 code == "40001"
-                    || (code == "HY000" && self.message.starts_with("Lock wait timeout exceeded"))
+                    || (code == "HY000"
+                        && (self.message.starts_with("Lock wait timeout exceeded")
+                            || self
+                                .message
+                                .starts_with("Record has changed since last read")))
             }
             Dialect::Sqlite => code
                 .parse::<i64>()

@@ -49,6 +49,13 @@ mod tests {
                     "Lock wait timeout exceeded; try restarting transaction",
                 ),
             ),
+            (
+                Dialect::Mysql,
+                error(
+                    "HY000",
+                    "Record has changed since last read in table 'accounts'; try restarting transaction",
+                ),
+            ),
             (Dialect::Sqlite, error("5", "database is locked")),
             (Dialect::Sqlite, error("517", "database is locked")),
             (Dialect::Sqlite, error("6", "database table is locked")),
