@@ -384,7 +384,7 @@ pub struct Connection {
 }
 
 enum Inner {
-    Sqlite(sqlx::SqliteConnection),
+    Sqlite(sqlite::SqliteSession),
     Postgres(postgres::PgSession),
     Mysql(sqlx::MySqlConnection),
 }
@@ -428,7 +428,7 @@ impl Connection {
                             source,
                         })?;
                 (
-                    Inner::Sqlite(conn),
+                    Inner::Sqlite(sqlite::SqliteSession::new(conn)),
                     cancel::Target::Sqlite(cancel::Interrupter(handle)),
                 )
             }
@@ -543,7 +543,7 @@ impl Connection {
         use sqlx::Connection as _;
         self.usable()?;
         match &mut self.inner {
-            Inner::Sqlite(c) => c.ping().await?,
+            Inner::Sqlite(c) => c.conn.ping().await?,
             Inner::Postgres(c) => c.connection().ping().await?,
             Inner::Mysql(c) => c.ping().await?,
         }
@@ -654,7 +654,7 @@ impl Connection {
         self.usable()?;
         let sql = sqlx::raw_sql(sql);
         match &mut self.inner {
-            Inner::Sqlite(c) => sql.execute(c).await.map(drop)?,
+            Inner::Sqlite(c) => sql.execute(&mut c.conn).await.map(drop)?,
             Inner::Postgres(c) => sql.execute(c.connection()).await.map(drop)?,
             Inner::Mysql(c) => sql.execute(c).await.map(drop)?,
         }

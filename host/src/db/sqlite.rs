@@ -43,6 +43,30 @@ pub(super) async fn raw_handle(
 // Connecting and transactions (`BEGIN`, `COMMIT`) stay with sqlx. The call
 // stays a future that yields, so the step's deadline can fire and interrupt
 // the statement (`sqlite3_interrupt`, see `super::cancel`).
+//
+// The rusqlite connection on the handle lives as long as the session and
+// keeps the statements it prepared ([`STATEMENT_CACHE`] of them, by text):
+// a migration sends the same few statements batch after batch, and a bulk
+// write's statement of thousands of placeholders costs more to parse than
+// to run.
+
+/// Prepared statements a session keeps, by SQL text.
+const STATEMENT_CACHE: usize = 32;
+
+/// A SQLite connection: sqlx's, and rusqlite's on the same handle.
+pub(super) struct SqliteSession {
+    /// rusqlite's view of the handle with its prepared statements; taken
+    /// while a call uses it. Declared first so it drops (finalizing its
+    /// statements) before `conn` closes the handle.
+    direct: Option<rusqlite::Connection>,
+    pub(super) conn: SqliteConnection,
+}
+
+impl SqliteSession {
+    pub(super) fn new(conn: SqliteConnection) -> Self {
+        SqliteSession { direct: None, conn }
+    }
+}
 
 /// The connection's raw handle, sent to the blocking thread that uses it.
 #[derive(Clone, Copy)]
@@ -53,11 +77,13 @@ struct Handle(std::ptr::NonNull<libsqlite3_sys::sqlite3>);
 unsafe impl Send for Handle {}
 
 /// Waits, if the call is dropped before its blocking task finished, for
-/// that task to finish (interrupting its statement first), so the handle is
-/// never released to sqlx's worker while the task may still use it.
+/// that task to finish (interrupting its statement first) and drops the
+/// rusqlite connection it hands back (finalizing its statements), so the
+/// handle is never released to sqlx's worker while the task, or a statement
+/// of its, may still use it.
 struct Finished {
     handle: Handle,
-    done: Option<std::sync::mpsc::Receiver<()>>,
+    done: Option<std::sync::mpsc::Receiver<rusqlite::Connection>>,
 }
 
 impl Drop for Finished {
@@ -66,41 +92,52 @@ impl Drop for Finished {
             // SAFETY: the handle is open: `with_handle`'s lock on it is
             // released only after this guard.
             unsafe { libsqlite3_sys::sqlite3_interrupt(self.handle.0.as_ptr()) };
-            let _ = done.recv();
+            drop(done.recv());
         }
     }
 }
 
-/// Runs `work` on the connection's handle, as a rusqlite connection that
-/// does not own (and so does not close) it, on tokio's blocking pool.
+/// Runs `work` on the session's handle, through the session's rusqlite
+/// connection (one that does not own, and so never closes, the handle), on
+/// tokio's blocking pool.
 async fn with_handle<T: Send + 'static>(
-    conn: &mut SqliteConnection,
+    session: &mut SqliteSession,
     work: impl FnOnce(&rusqlite::Connection) -> Result<T, DbError> + Send + 'static,
 ) -> Result<T, DbError> {
-    let mut locked = conn.lock_handle().await?;
+    let mut locked = session.conn.lock_handle().await?;
     let handle = Handle(locked.as_raw_handle());
+    let direct = match session.direct.take() {
+        Some(direct) => direct,
+        None => {
+            // SAFETY: the handle is open while the session lives, and the
+            // session drops this connection before it closes the handle.
+            let direct =
+                unsafe { rusqlite::Connection::from_handle(handle.0.as_ptr()) }.map_err(db_error)?;
+            direct.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+            direct
+        }
+    };
     let (finished, done) = std::sync::mpsc::sync_channel(1);
     let mut guard = Finished {
         handle,
         done: Some(done),
     };
+    // SAFETY (of the task's use of the handle): the handle is open while
+    // `locked` lives, which `guard` outlives the task; the lock keeps sqlx's
+    // worker off it meanwhile.
     let task = tokio::task::spawn_blocking(move || {
-        let handle = handle;
-        // SAFETY: the handle is open while `locked` lives, which `guard`
-        // outlives the task; the lock keeps sqlx's worker off it; and a
-        // connection made by `from_handle` never closes the handle.
-        let result = unsafe { rusqlite::Connection::from_handle(handle.0.as_ptr()) }
-            .map_err(db_error)
-            .and_then(|db| work(&db));
-        let _ = finished.send(());
+        let result = work(&direct);
+        // Handed back before the task ends, so the guard gets it.
+        let _ = finished.send(direct);
         result
     });
     let result = task.await.map_err(|e| DbError {
         code: None,
         message: format!("the SQLite call failed: {e}"),
     });
-    // Finished: nothing to wait for when the guard goes.
-    guard.done = None;
+    // Finished: keep the connection and its statements for the next call
+    // (none if the task panicked: it was dropped then, on the task's thread).
+    session.direct = guard.done.take().and_then(|done| done.try_recv().ok());
     drop(guard);
     drop(locked);
     result?
@@ -154,14 +191,14 @@ fn bind(statement: &mut rusqlite::Statement<'_>, params: &[Value]) -> Result<(),
 }
 
 pub(super) async fn query(
-    conn: &mut SqliteConnection,
+    session: &mut SqliteSession,
     sql: &str,
     params: &[Value],
     limits: ResultLimits,
 ) -> Result<Rows, DbError> {
     let (sql, params) = (sql.to_owned(), params.to_vec());
-    with_handle(conn, move |db| {
-        let mut statement = db.prepare(&sql).map_err(db_error)?;
+    with_handle(session, move |db| {
+        let mut statement = db.prepare_cached(&sql).map_err(db_error)?;
         bind(&mut statement, &params)?;
         let columns: Vec<String> = statement
             .column_names()
@@ -188,13 +225,13 @@ pub(super) async fn query(
 
 /// Runs one statement; returns (rows changed, the last inserted rowid).
 pub(super) async fn execute(
-    conn: &mut SqliteConnection,
+    session: &mut SqliteSession,
     sql: &str,
     params: &[Value],
 ) -> Result<(u64, i64), DbError> {
     let (sql, params) = (sql.to_owned(), params.to_vec());
-    with_handle(conn, move |db| {
-        let mut statement = db.prepare(&sql).map_err(db_error)?;
+    with_handle(session, move |db| {
+        let mut statement = db.prepare_cached(&sql).map_err(db_error)?;
         bind(&mut statement, &params)?;
         let changed = run_to_end(db, &mut statement)?;
         Ok((changed, db.last_insert_rowid()))
@@ -206,14 +243,14 @@ pub(super) async fn execute(
 /// the handle; stops at the first error, or before the next set once
 /// `cancelled` says the step ran out of time. Returns the rows changed.
 pub(super) async fn execute_many(
-    conn: &mut SqliteConnection,
+    session: &mut SqliteSession,
     sql: &str,
     param_sets: &[Vec<Value>],
     cancelled: std::sync::Arc<dyn Fn() -> bool + Send + Sync>,
 ) -> Result<u64, DbError> {
     let (sql, param_sets) = (sql.to_owned(), param_sets.to_vec());
-    with_handle(conn, move |db| {
-        let mut statement = db.prepare(&sql).map_err(db_error)?;
+    with_handle(session, move |db| {
+        let mut statement = db.prepare_cached(&sql).map_err(db_error)?;
         let mut changed = 0;
         for params in &param_sets {
             if cancelled() {
