@@ -68,6 +68,20 @@ impl SqliteSession {
     }
 }
 
+impl Drop for SqliteSession {
+    /// Finalizes the kept statements while sqlx's worker is off the handle:
+    /// a command the worker was given before (a `ROLLBACK` whose caller
+    /// gave up waiting, say) may still be running on it. A worker that is
+    /// gone cannot use the handle any more.
+    fn drop(&mut self) {
+        if let Some(direct) = self.direct.take() {
+            let locked = futures_executor::block_on(self.conn.lock_handle());
+            drop(direct);
+            drop(locked);
+        }
+    }
+}
+
 /// The connection's raw handle, sent to the blocking thread that uses it.
 #[derive(Clone, Copy)]
 struct Handle(std::ptr::NonNull<libsqlite3_sys::sqlite3>);
@@ -88,11 +102,38 @@ struct Finished {
 
 impl Drop for Finished {
     fn drop(&mut self) {
-        if let Some(done) = self.done.take() {
+        use std::sync::mpsc::RecvTimeoutError;
+        let Some(done) = self.done.take() else {
+            return;
+        };
+        // Interrupted again and again: SQLite forgets an interrupt that
+        // comes before the task's statement has started.
+        loop {
             // SAFETY: the handle is open: `with_handle`'s lock on it is
             // released only after this guard.
             unsafe { libsqlite3_sys::sqlite3_interrupt(self.handle.0.as_ptr()) };
-            drop(done.recv());
+            match done.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(direct) => return drop(direct),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+}
+
+/// Hands the rusqlite connection back to the caller when the task ends,
+/// also when `work` panics: its statements are then finalized by the
+/// caller, while the handle is still locked, never on the task's thread
+/// after the caller was told the task is done.
+struct HandBack {
+    direct: Option<rusqlite::Connection>,
+    finished: std::sync::mpsc::SyncSender<rusqlite::Connection>,
+}
+
+impl Drop for HandBack {
+    fn drop(&mut self) {
+        if let Some(direct) = self.direct.take() {
+            let _ = self.finished.send(direct);
         }
     }
 }
@@ -111,8 +152,8 @@ async fn with_handle<T: Send + 'static>(
         None => {
             // SAFETY: the handle is open while the session lives, and the
             // session drops this connection before it closes the handle.
-            let direct =
-                unsafe { rusqlite::Connection::from_handle(handle.0.as_ptr()) }.map_err(db_error)?;
+            let direct = unsafe { rusqlite::Connection::from_handle(handle.0.as_ptr()) }
+                .map_err(db_error)?;
             direct.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             direct
         }
@@ -126,17 +167,17 @@ async fn with_handle<T: Send + 'static>(
     // `locked` lives, which `guard` outlives the task; the lock keeps sqlx's
     // worker off it meanwhile.
     let task = tokio::task::spawn_blocking(move || {
-        let result = work(&direct);
-        // Handed back before the task ends, so the guard gets it.
-        let _ = finished.send(direct);
-        result
+        let back = HandBack {
+            direct: Some(direct),
+            finished,
+        };
+        work(back.direct.as_ref().expect("set above"))
     });
     let result = task.await.map_err(|e| DbError {
         code: None,
         message: format!("the SQLite call failed: {e}"),
     });
-    // Finished: keep the connection and its statements for the next call
-    // (none if the task panicked: it was dropped then, on the task's thread).
+    // Finished: keep the connection and its statements for the next call.
     session.direct = guard.done.take().and_then(|done| done.try_recv().ok());
     drop(guard);
     drop(locked);
@@ -200,23 +241,31 @@ pub(super) async fn query(
     with_handle(session, move |db| {
         let mut statement = db.prepare_cached(&sql).map_err(db_error)?;
         bind(&mut statement, &params)?;
-        let columns: Vec<String> = statement
-            .column_names()
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        let width = columns.len();
+        // Names and width come from the statement once it has stepped: a
+        // kept statement is compiled again at its first step if the schema
+        // changed since, and only then says what it returns now.
+        let names = |statement: &rusqlite::Statement<'_>| -> Vec<String> {
+            statement
+                .column_names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        };
+        let mut columns: Option<Vec<String>> = None;
         let mut rows = Collector::new(limits);
         let mut raw_rows = statement.raw_query();
         while let Some(row) = raw_rows.next().map_err(db_error)? {
             rows.room()?;
-            let mut values = Vec::with_capacity(width);
+            let columns = columns.get_or_insert_with(|| names(row.as_ref()));
+            let mut values = Vec::with_capacity(columns.len());
             for (i, column) in columns.iter().enumerate() {
                 let raw = row.get_ref(i).map_err(db_error)?;
                 values.push(decode_value(column, raw)?);
             }
             rows.push(values)?;
         }
+        drop(raw_rows);
+        let columns = columns.unwrap_or_else(|| names(&statement));
         let rows = rows.rows;
         Ok(Rows { columns, rows })
     })
@@ -355,6 +404,82 @@ mod tests {
             .unwrap();
         assert_eq!(differing.rows, Vec::<Vec<Value>>::new());
         assert_eq!(rows.rows[3][1], Value::Text("a\0b".into()));
+    }
+
+    /// Kept statements run again as their text says now: after the table
+    /// they read changed shape (the columns too), after a rollback, after
+    /// more distinct texts than the cache keeps; they hold no lock between
+    /// calls; and a call dropped mid-statement is interrupted and leaves the
+    /// connection working.
+    #[tokio::test]
+    async fn kept_statements_follow_the_schema_and_survive_a_dropped_call() {
+        let file = std::env::temp_dir().join(format!("dmig-kept-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&file);
+        let url = format!("sqlite://{}", file.display());
+        let mut conn = Connection::connect(&url).await.unwrap();
+        conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)", &[])
+            .await
+            .unwrap();
+        let insert = "INSERT INTO t (k, v) VALUES (?, ?)";
+        let sets: Vec<Vec<Value>> = (1..=3)
+            .map(|k| vec![Value::Int(k), Value::Text(format!("v{k}"))])
+            .collect();
+        assert_eq!(conn.execute_many(insert, &sets).await.unwrap(), 3);
+        let all = "SELECT * FROM t ORDER BY k";
+        assert_eq!(conn.query(all, &[]).await.unwrap().columns, ["k", "v"]);
+        conn.execute("ALTER TABLE t ADD COLUMN w INTEGER DEFAULT 7", &[])
+            .await
+            .unwrap();
+        let rows = conn.query(all, &[]).await.unwrap();
+        assert_eq!(rows.columns, ["k", "v", "w"]);
+        assert_eq!(
+            rows.rows[2],
+            [Value::Int(3), Value::Text("v3".into()), Value::Int(7)]
+        );
+
+        conn.begin().await.unwrap();
+        conn.execute(insert, &[Value::Int(4), Value::Text("v4".into())])
+            .await
+            .unwrap();
+        conn.rollback().await.unwrap();
+        for n in 0..(super::STATEMENT_CACHE as i64 + 8) {
+            let rows = conn
+                .query(&format!("SELECT count(*) + {n} AS c FROM t"), &[])
+                .await
+                .unwrap();
+            assert_eq!(rows.rows, [[Value::Int(3 + n)]]);
+        }
+        // No kept statement holds a read lock: another connection commits a
+        // write (it would wait out its busy timeout and fail otherwise).
+        let mut other = Connection::connect(&url).await.unwrap();
+        other
+            .execute("UPDATE t SET w = 8 WHERE k = 1", &[])
+            .await
+            .unwrap();
+        drop(other);
+        assert_eq!(
+            conn.query("SELECT w FROM t WHERE k = 1", &[])
+                .await
+                .unwrap()
+                .rows,
+            [[Value::Int(8)]]
+        );
+
+        // A call dropped while its statement runs: the statement is
+        // interrupted, the kept statements go with the call, and the
+        // connection works on.
+        let endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) \
+                       SELECT count(*) FROM n";
+        let dropped = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            conn.query(endless, &[]),
+        )
+        .await;
+        assert!(dropped.is_err(), "the endless query ended: {dropped:?}");
+        assert_eq!(conn.query(all, &[]).await.unwrap().rows.len(), 3);
+        assert_eq!(conn.execute_many(insert, &sets[..0]).await.unwrap(), 0);
+        drop(conn);
+        let _ = std::fs::remove_file(&file);
     }
 
     #[tokio::test]
