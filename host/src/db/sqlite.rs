@@ -46,9 +46,9 @@ pub(super) async fn raw_handle(
 //
 // The rusqlite connection on the handle lives as long as the session and
 // keeps the statements it prepared ([`STATEMENT_CACHE`] of them, by text):
-// a migration sends the same few statements batch after batch, and a bulk
-// write's statement of thousands of placeholders costs more to parse than
-// to run.
+// a migration sends the same few statements batch after batch, so each is
+// parsed once (on the benchmark this was within the machine's noise; the
+// host's per-step cost is elsewhere, see docs/PERFORMANCE.md).
 
 /// Prepared statements a session keeps, by SQL text.
 const STATEMENT_CACHE: usize = 32;
