@@ -50,6 +50,7 @@ const TERMINATE_LIMIT: Duration = Duration::from_secs(10);
 /// The error every call on a given-up connection fails with.
 pub(super) fn abandoned_error() -> DbError {
     DbError {
+        number: None,
         code: None,
         message: "the connection was given up after a statement on it did not stop when cancelled"
             .into(),
@@ -59,6 +60,7 @@ pub(super) fn abandoned_error() -> DbError {
 /// The error `execute_many` stops with once its call was cancelled.
 pub(super) fn cancelled_error() -> DbError {
     DbError {
+        number: None,
         code: None,
         message: "the call was cancelled (the step ran out of time)".into(),
     }

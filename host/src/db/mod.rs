@@ -70,6 +70,10 @@ pub struct DbError {
     pub code: Option<String>,
     /// The database's message.
     pub message: String,
+    /// MySQL's and MariaDB's own error number (1205, 1213, …): their
+    /// SQLSTATE is often the generic `HY000`, and their message is in the
+    /// server's language (`lc_messages`). Host-side only; guests see `code`.
+    pub number: Option<u16>,
 }
 
 impl fmt::Display for DbError {
@@ -93,12 +97,14 @@ impl DbError {
     ///   serialization_failure, `55P03` lock_not_available (`lock_timeout`,
     ///   `NOWAIT`).
     /// * MySQL/MariaDB: `40001` is the SQLSTATE of error 1213 (deadlock, the
-    ///   transaction was rolled back). Error 1205 (lock wait timeout) has the
-    ///   generic SQLSTATE `HY000`, which is all the driver reports, so it is
-    ///   recognised by the server's message ("Lock wait timeout exceeded").
-    ///   So is MariaDB's error 1020 ("Record has changed since last read"),
-    ///   its serialization failure under `innodb_snapshot_isolation`: a row
-    ///   the transaction read was changed by another since.
+    ///   transaction was rolled back). Error 1205 (lock wait timeout) and
+    ///   MariaDB's error 1020 ("Record has changed since last read", its
+    ///   serialization failure under `innodb_snapshot_isolation`: a row the
+    ///   transaction read was changed by another since) have the generic
+    ///   SQLSTATE `HY000`, so they are told by their error number, which does
+    ///   not depend on the server's language as their message does. An error
+    ///   with no number (not from the server) falls back to the English
+    ///   message.
     /// * SQLite (extended result code): `SQLITE_BUSY` (5) and
     ///   `SQLITE_LOCKED` (6) with any extended code (261, 517, 262, …):
     ///   another connection held the lock past the busy timeout.
@@ -112,11 +118,16 @@ impl DbError {
             Dialect::Postgres => matches!(code, "40P01" | "40001" | "55P03"),
             Dialect::Mysql => {
                 code == "40001"
-                    || (code == "HY000"
-                        && (self.message.starts_with("Lock wait timeout exceeded")
-                            || self
-                                .message
-                                .starts_with("Record has changed since last read")))
+                    || match self.number {
+                        Some(number) => matches!(number, 1205 | 1020),
+                        None => {
+                            code == "HY000"
+                                && (self.message.starts_with("Lock wait timeout exceeded")
+                                    || self
+                                        .message
+                                        .starts_with("Record has changed since last read"))
+                        }
+                    }
             }
             Dialect::Sqlite => code
                 .parse::<i64>()
@@ -129,10 +140,14 @@ impl From<sqlx::Error> for DbError {
     fn from(error: sqlx::Error) -> Self {
         match &error {
             sqlx::Error::Database(db) => DbError {
+                number: db
+                    .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                    .map(sqlx::mysql::MySqlDatabaseError::number),
                 code: db.code().map(|c| c.into_owned()),
                 message: db.message().to_owned(),
             },
             other => DbError {
+                number: None,
                 code: None,
                 message: other.to_string(),
             },
@@ -170,6 +185,7 @@ pub const UNSUPPORTED_TYPE_CODE: &str = "dmig:unsupported-type";
 /// `cast` is how to cast it to text in this dialect, for the hint.
 fn unsupported_type(column: &str, type_name: &str, cast: &str) -> DbError {
     DbError {
+        number: None,
         code: Some(UNSUPPORTED_TYPE_CODE.into()),
         message: format!(
             "column {column} has type {type_name}, which dmig cannot read; \
@@ -183,6 +199,7 @@ fn unsupported_type(column: &str, type_name: &str, cast: &str) -> DbError {
 /// hint is to run the call as a statement, or to cast the call itself.
 fn void_result(column: &str) -> DbError {
     DbError {
+        number: None,
         code: Some(UNSUPPORTED_TYPE_CODE.into()),
         message: format!(
             "column {column} has type VOID: the function called returns nothing, so there is \
@@ -194,6 +211,7 @@ fn void_result(column: &str) -> DbError {
 
 fn limit_error(message: String) -> DbError {
     DbError {
+        number: None,
         code: Some(LIMIT_CODE.into()),
         message,
     }

@@ -63,6 +63,7 @@ pub(super) async fn execute(
         .execute(conn)
         .await?;
     let id = i64::try_from(done.last_insert_id()).map_err(|_| DbError {
+        number: None,
         code: Some(UNSUPPORTED_TYPE_CODE.into()),
         message: format!(
             "the inserted id {} is larger than a 64-bit signed integer",
@@ -145,6 +146,7 @@ fn decode<'r, T: sqlx::Decode<'r, MySql>>(
 
 fn malformed(column: &str, type_name: &str, error: sqlx::error::BoxDynError) -> DbError {
     DbError {
+        number: None,
         code: None,
         message: format!("column {column} ({type_name}): cannot decode the value: {error}"),
     }
@@ -152,6 +154,7 @@ fn malformed(column: &str, type_name: &str, error: sqlx::error::BoxDynError) -> 
 
 fn too_large(column: &str, type_name: &str, n: u64) -> DbError {
     DbError {
+        number: None,
         code: Some(UNSUPPORTED_TYPE_CODE.into()),
         message: format!(
             "column {column} ({type_name}) holds {n}, which is larger than a 64-bit signed \
@@ -213,6 +216,58 @@ mod tests {
 
     fn text(s: &str) -> Value {
         Value::Text(s.to_owned())
+    }
+
+    /// A lock wait timeout is told by its error number, not its message,
+    /// which is in the server's language: here Spanish (`lc_messages`).
+    #[tokio::test]
+    async fn a_lock_wait_timeout_in_another_language_is_transient() {
+        let Some(mut holder) = testing::connect(MYSQL).await else {
+            return;
+        };
+        let mut waiter = testing::connect(MYSQL).await.unwrap();
+        let table = testing::table("my_lang");
+        holder
+            .execute(
+                &format!("CREATE TABLE {table} (k INT PRIMARY KEY, v INT)"),
+                &[],
+            )
+            .await
+            .unwrap();
+        holder
+            .execute(&format!("INSERT INTO {table} VALUES (1, 1)"), &[])
+            .await
+            .unwrap();
+        holder.begin().await.unwrap();
+        holder
+            .execute(&format!("UPDATE {table} SET v = 2 WHERE k = 1"), &[])
+            .await
+            .unwrap();
+        waiter
+            .execute("SET SESSION lc_messages = 'es_ES'", &[])
+            .await
+            .unwrap();
+        waiter
+            .execute("SET SESSION innodb_lock_wait_timeout = 1", &[])
+            .await
+            .unwrap();
+        waiter.begin().await.unwrap();
+        let error = waiter
+            .execute(&format!("UPDATE {table} SET v = 3 WHERE k = 1"), &[])
+            .await
+            .unwrap_err();
+        waiter.rollback().await.unwrap();
+        holder.rollback().await.unwrap();
+        holder
+            .execute(&format!("DROP TABLE {table}"), &[])
+            .await
+            .unwrap();
+        assert_eq!(error.number, Some(1205), "{error}");
+        assert!(
+            !error.message.starts_with("Lock wait timeout"),
+            "the server answered in English: {error}"
+        );
+        assert!(error.is_transient(crate::db::Dialect::Mysql), "{error}");
     }
 
     #[tokio::test]

@@ -331,6 +331,7 @@ impl PgSession {
         let id = match rows.rows.last() {
             None => 0,
             Some(row) => row.first().and_then(Value::as_i64).ok_or_else(|| DbError {
+                number: None,
                 code: None,
                 message: "the inserted row's id column is not an integer".into(),
             })?,
@@ -354,6 +355,7 @@ impl PgSession {
         let needed = spots.iter().map(|(_, i)| i + 1).max().unwrap_or(0);
         if needed != params.len() {
             return Err(DbError {
+                number: None,
                 code: None,
                 message: format!(
                     "the statement has {needed} `?` placeholder(s) but {} parameter(s) were given",
@@ -406,6 +408,7 @@ impl PgSession {
     /// and quoted as needed (user-defined enums and domains included).
     async fn type_name(&mut self, ty: &PgTypeInfo) -> Result<String, DbError> {
         let oid = ty.oid().ok_or_else(|| DbError {
+            number: None,
             code: None,
             message: format!("the server did not say which type {} is", ty.name()),
         })?;
@@ -428,6 +431,7 @@ fn decode_value(column: &str, raw: PgValueRef<'_>) -> Result<Value, DbError> {
     let ty = raw.type_info().into_owned();
     let name = ty.name();
     let malformed = |error: BoxDynError| DbError {
+        number: None,
         code: None,
         message: format!("column {column} ({name}): cannot decode the value: {error}"),
     };

@@ -174,6 +174,7 @@ async fn with_handle<T: Send + 'static>(
         work(back.direct.as_ref().expect("set above"))
     });
     let result = task.await.map_err(|e| DbError {
+        number: None,
         code: None,
         message: format!("the SQLite call failed: {e}"),
     });
@@ -189,10 +190,12 @@ async fn with_handle<T: Send + 'static>(
 fn db_error(error: rusqlite::Error) -> DbError {
     match error {
         rusqlite::Error::SqliteFailure(failure, message) => DbError {
+            number: None,
             code: Some(failure.extended_code.to_string()),
             message: message.unwrap_or_else(|| failure.to_string()),
         },
         other => DbError {
+            number: None,
             code: None,
             message: other.to_string(),
         },
@@ -206,6 +209,7 @@ fn bind(statement: &mut rusqlite::Statement<'_>, params: &[Value]) -> Result<(),
     let expected = statement.parameter_count();
     if params.len() != expected {
         return Err(DbError {
+            number: None,
             code: None,
             message: format!(
                 "the statement has {expected} parameter{}, but {} {} given",
@@ -356,6 +360,7 @@ fn decode_value(column: &str, raw: rusqlite::types::ValueRef<'_>) -> Result<Valu
 
 fn not_utf8(column: &str) -> DbError {
     DbError {
+        number: None,
         code: Some(UNSUPPORTED_TYPE_CODE.into()),
         message: format!(
             "column {column} holds TEXT that is not valid UTF-8, which dmig cannot read; \

@@ -240,6 +240,7 @@ async fn ensure_schema_once(conn: &mut Connection) -> Result<()> {
                 Some(Value::Int(1) | Value::Boolean(true))
             ) {
                 return Err(failed(crate::db::DbError {
+                    number: None,
                     code: None,
                     message: format!(
                         "another host kept the ledger's schema lock for over {SCHEMA_LOCK_TIMEOUT_SECS} s (is one stuck creating the ledger?)"
@@ -614,6 +615,7 @@ pub async fn checkpoint(
     processed: u64,
 ) -> Result<(), crate::db::DbError> {
     let too_many = || crate::db::DbError {
+        number: None,
         code: None,
         message: format!(
             "the step reported {processed} rows, which takes the run's row count past {} \
@@ -838,6 +840,7 @@ fn corrupt(what: &str) -> Error {
     Error::Ledger {
         action: "read",
         source: crate::db::DbError {
+            number: None,
             code: None,
             message: format!("unexpected value in the ledger: {what} (was dmig_ edited by hand?)"),
         },

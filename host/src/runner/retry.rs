@@ -21,6 +21,7 @@ mod tests {
 
     fn error(code: &str, message: &str) -> DbError {
         DbError {
+            number: None,
             code: Some(code.into()),
             message: message.into(),
         }
@@ -56,6 +57,24 @@ mod tests {
                     "Record has changed since last read in table 'accounts'; try restarting transaction",
                 ),
             ),
+            // By number whatever the server's language (`lc_messages`).
+            (
+                Dialect::Mysql,
+                DbError {
+                    number: Some(1205),
+                    ..error(
+                        "HY000",
+                        "Tiempo de espera de bloqueo excedido; intente reiniciar la transacción",
+                    )
+                },
+            ),
+            (
+                Dialect::Mysql,
+                DbError {
+                    number: Some(1020),
+                    ..error("HY000", "El registro ha cambiado desde la ultima lectura")
+                },
+            ),
             (Dialect::Sqlite, error("5", "database is locked")),
             (Dialect::Sqlite, error("517", "database is locked")),
             (Dialect::Sqlite, error("6", "database table is locked")),
@@ -67,6 +86,13 @@ mod tests {
             (Dialect::Postgres, error("23505", "duplicate key")),
             (Dialect::Postgres, error("57014", "statement timeout")),
             (Dialect::Mysql, error("HY000", "Unknown error")),
+            (
+                Dialect::Mysql,
+                DbError {
+                    number: Some(1062),
+                    ..error("23000", "Duplicate entry '1' for key 'PRIMARY'")
+                },
+            ),
             (Dialect::Mysql, error("23000", "Duplicate entry")),
             (Dialect::Sqlite, error("19", "constraint failed")),
             (Dialect::Sqlite, error("dmig:limit", "too many rows")),
@@ -76,6 +102,7 @@ mod tests {
             assert!(!e.is_transient(*dialect), "{dialect}: {e}");
         }
         let no_code = DbError {
+            number: None,
             code: None,
             message: "connection closed".into(),
         };

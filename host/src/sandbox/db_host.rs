@@ -111,6 +111,7 @@ impl HostState {
                 Ok(catalog) => catalog,
                 Err(e) => {
                     return Ok(Err(DbError {
+                        number: None,
                         code: e.code,
                         message: format!(
                             "cannot read the database catalog the SQL gate needs: {}",
@@ -146,6 +147,7 @@ impl HostState {
         params: usize,
     ) -> wasmtime::Result<Result<Arc<Admitted>, DbError>> {
         let limit = |message: String| DbError {
+            number: None,
             code: Some(LIMIT_CODE.into()),
             message,
         };
