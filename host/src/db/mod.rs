@@ -102,9 +102,8 @@ impl DbError {
     ///   serialization failure under `innodb_snapshot_isolation`: a row the
     ///   transaction read was changed by another since) have the generic
     ///   SQLSTATE `HY000`, so they are told by their error number, which does
-    ///   not depend on the server's language as their message does. An error
-    ///   with no number (not from the server) falls back to the English
-    ///   message.
+    ///   not depend on the server's language as their message does. Every
+    ///   error from the server has one (see `From<sqlx::Error>`).
     /// * SQLite (extended result code): `SQLITE_BUSY` (5) and
     ///   `SQLITE_LOCKED` (6) with any extended code (261, 517, 262, …):
     ///   another connection held the lock past the busy timeout.
@@ -116,19 +115,7 @@ impl DbError {
         };
         match dialect {
             Dialect::Postgres => matches!(code, "40P01" | "40001" | "55P03"),
-            Dialect::Mysql => {
-                code == "40001"
-                    || match self.number {
-                        Some(number) => matches!(number, 1205 | 1020),
-                        None => {
-                            code == "HY000"
-                                && (self.message.starts_with("Lock wait timeout exceeded")
-                                    || self
-                                        .message
-                                        .starts_with("Record has changed since last read"))
-                        }
-                    }
-            }
+            Dialect::Mysql => code == "40001" || matches!(self.number, Some(1205 | 1020)),
             Dialect::Sqlite => code
                 .parse::<i64>()
                 .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),

@@ -45,17 +45,23 @@ mod tests {
             ),
             (
                 Dialect::Mysql,
-                error(
-                    "HY000",
-                    "Lock wait timeout exceeded; try restarting transaction",
-                ),
+                DbError {
+                    number: Some(1205),
+                    ..error(
+                        "HY000",
+                        "Lock wait timeout exceeded; try restarting transaction",
+                    )
+                },
             ),
             (
                 Dialect::Mysql,
-                error(
-                    "HY000",
-                    "Record has changed since last read in table 'accounts'; try restarting transaction",
-                ),
+                DbError {
+                    number: Some(1020),
+                    ..error(
+                        "HY000",
+                        "Record has changed since last read in table 'accounts'; try restarting transaction",
+                    )
+                },
             ),
             // By number whatever the server's language (`lc_messages`).
             (
