@@ -637,7 +637,7 @@ fn issue_14_read_modify_write_keeps_a_concurrent_write(kind: Kind) {
         return;
     };
     let dir = TestDir::new("rmw-server");
-    let snapshot = checks_snapshot_writes(kind, &setup(kind, &dir, "rmw_server").unwrap());
+    let snapshot = checks_snapshot_writes(kind, &TestDb::new(kind, &dir, "rmw_server").unwrap());
     let (balance, retries) = if snapshot { (160, 1) } else { (110, 0) };
     assert_eq!(
         naive,
