@@ -175,7 +175,7 @@ pub enum Error {
     Connect {
         url: String,
         #[source]
-        source: sqlx::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Reading or writing the dmig ledger tables failed.
     #[error("ledger {action} failed: {source}")]

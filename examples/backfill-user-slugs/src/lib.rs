@@ -36,19 +36,20 @@ impl Migration for BackfillUserSlugs {
             "SELECT id, name FROM users WHERE id > ? AND slug IS NULL ORDER BY id LIMIT ?",
             &params![after, size as i64],
         )?;
+        let per_row = per_row_writes()?;
         let mut updates = Vec::with_capacity(batch.len());
         for user in batch.iter() {
             let id: i64 = user.get("id")?;
-            let name: String = user.get("name")?;
-            updates.push(params![id, slug_for(&name, id)]);
+            let slug = slug_for(&user.get::<String>("name")?, id);
+            updates.push(if per_row {
+                params![slug, id]
+            } else {
+                params![id, slug]
+            });
         }
-        if per_row_writes()? {
+        if per_row {
             // One `UPDATE … WHERE id = ?` per row, for comparison.
-            let per_row: Vec<_> = updates
-                .into_iter()
-                .map(|u| params![u[1].clone(), u[0].clone()])
-                .collect();
-            db::execute_many("UPDATE users SET slug = ? WHERE id = ?", &per_row)?;
+            db::execute_many("UPDATE users SET slug = ? WHERE id = ?", &updates)?;
         } else {
             // The whole batch in one statement.
             db::update_many("users", "id", &["slug"], &updates)?;

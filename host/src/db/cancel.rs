@@ -1,7 +1,9 @@
 //! Stopping a statement from outside its connection, so the step timeout is
 //! the host's and never depends on a server setting the guest could change.
 //!
-//! * SQLite: `sqlite3_interrupt` on the connection's handle.
+//! * SQLite: the connection's progress and busy handlers stop a statement
+//!   whose call is past its deadline or cancelled (see `super::sqlite`), and
+//!   `sqlite3_interrupt` stops one from another thread.
 //! * PostgreSQL: `pg_cancel_backend` from a short-lived second connection,
 //!   opened with the same options. sqlx keeps the cancel key of the
 //!   protocol's CancelRequest to itself, so the backend is named by its pid
@@ -20,8 +22,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use sqlx::mysql::MySqlConnectOptions;
@@ -66,30 +68,10 @@ pub(super) fn cancelled_error() -> DbError {
     }
 }
 
-/// Interrupts the statement running on a SQLite connection, from another task.
-///
-/// Holds the raw SQLite handle: valid only while its connection lives, which
-/// is why a [`Canceller`] is only used while its connection is borrowed.
-#[derive(Clone, Copy)]
-pub(super) struct Interrupter(pub(super) std::ptr::NonNull<libsqlite3_sys::sqlite3>);
-
-// SAFETY: sqlite3_interrupt is documented as safe to call from any thread
-// while the connection is open; that is the only use of the pointer.
-unsafe impl Send for Interrupter {}
-unsafe impl Sync for Interrupter {}
-
-impl Interrupter {
-    /// Makes the running statement (if any) fail with SQLITE_INTERRUPT.
-    fn interrupt(self) {
-        // SAFETY: see the type's invariant; the connection is alive.
-        unsafe { libsqlite3_sys::sqlite3_interrupt(self.0.as_ptr()) }
-    }
-}
-
 /// Which session a [`Canceller`] stops, and how to reach it from outside.
 #[derive(Clone)]
 pub(super) enum Target {
-    Sqlite(Interrupter),
+    Sqlite(Arc<rusqlite::InterruptHandle>),
     Postgres(Arc<PgTarget>),
     Mysql(Arc<MysqlTarget>),
 }
@@ -137,23 +119,137 @@ impl Target {
     }
 }
 
+/// How often the SQLite watchdog interrupts again a guest call that runs on
+/// past its deadline.
+const WATCHDOG_REPEAT: Duration = Duration::from_millis(100);
+
 /// How long a SQLite call is given to return after its interrupt before
-/// the connection is given up: the busy timeout (5 s) and then some, since
-/// under load a blocking-pool thread may be slow to run.
+/// the connection is given up: the busy timeout (5 s) and then some. (A
+/// SQLite call runs on the caller's thread and its handlers stop it at its
+/// deadline, so this is a backstop.)
 const SQLITE_GRACE: Duration = Duration::from_secs(10);
 
-/// What the calls on one connection are doing, shared with its cancellers.
+/// What the calls on one connection are doing, shared with its cancellers
+/// (and, on SQLite, with the connection's progress and busy handlers and its
+/// watchdog).
 #[derive(Debug, Default)]
 pub(super) struct CallState {
     /// A guest call started and has not returned. Stays set when the call's
-    /// future is dropped (an aborted step), so the statement it may have
+    /// future is dropped (an aborted step on a server; a SQLite call never
+    /// yields, so it is never dropped half-way), so the statement it may have
     /// left running is stopped before the connection is used again.
     in_call: AtomicBool,
     /// The running call is being cancelled: `execute_many` starts no
     /// further statement.
     cancelled: AtomicBool,
+    /// The run was aborted: no guest call on the connection runs any more.
+    aborted: AtomicBool,
+    /// When the running call must end: nanoseconds after [`epoch`], or 0
+    /// for no deadline.
+    deadline: AtomicU64,
     /// The connection was given up; every call on it fails at once.
     abandoned: AtomicBool,
+    /// Held to end a call and to interrupt one (SQLite), so an interrupt
+    /// never lands on the host's own statement after the call.
+    turn: Mutex<()>,
+    /// Wakes the SQLite watchdog: a new deadline, or the connection closed.
+    wake: Condvar,
+    /// The SQLite connection closed: its watchdog ends.
+    closed: AtomicBool,
+}
+
+/// The instant call deadlines are counted from.
+fn epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
+
+impl CallState {
+    /// Whether the running guest call must stop now: it was cancelled, the
+    /// run aborted, or its deadline passed. Never true outside a guest call
+    /// (the host's own statements, a step's `ROLLBACK` say, always run).
+    pub(super) fn should_stop(&self) -> bool {
+        self.is_stopped()
+            || (self.in_call.load(Ordering::Relaxed)
+                && self.time_left().is_some_and(|left| left.is_zero()))
+    }
+
+    /// [`CallState::should_stop`] without reading the clock: cancelled or
+    /// aborted.
+    pub(super) fn is_stopped(&self) -> bool {
+        self.in_call.load(Ordering::Relaxed)
+            && (self.cancelled.load(Ordering::Relaxed) || self.aborted.load(Ordering::Relaxed))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.turn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Interrupts the running guest statement, if a guest call is running:
+    /// never the host's own statement (ending a call waits for this).
+    fn interrupt_call(&self, interrupt: &rusqlite::InterruptHandle) {
+        let _turn = self.lock();
+        if self.in_call.load(Ordering::SeqCst) {
+            interrupt.interrupt();
+        }
+    }
+
+    /// The SQLite watchdog, on a thread of its own until the connection
+    /// closes: interrupts a guest call still running at its deadline (and
+    /// again every [`WATCHDOG_REPEAT`] while it runs on: SQLite forgets an
+    /// interrupt that comes between two statements). SQLite's progress
+    /// handler sees the deadline too, but only between virtual-machine
+    /// instructions, and some run long by themselves (`count(*)` of a
+    /// table, a function over a long text); the interrupt reaches inside
+    /// them.
+    pub(super) fn watch(&self, interrupt: &rusqlite::InterruptHandle) {
+        let mut turn = self.lock();
+        while !self.closed.load(Ordering::SeqCst) {
+            let wait = match self.time_left() {
+                None => None,
+                Some(left) if !left.is_zero() => Some(left),
+                Some(_) if self.in_call.load(Ordering::SeqCst) => {
+                    interrupt.interrupt();
+                    Some(WATCHDOG_REPEAT)
+                }
+                // Past the deadline with no call running: a call that
+                // starts now fails before its statement (see `sqlite`).
+                Some(_) => None,
+            };
+            turn = match wait {
+                Some(wait) => {
+                    self.wake
+                        .wait_timeout(turn, wait)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0
+                }
+                None => self
+                    .wake
+                    .wait(turn)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            };
+        }
+    }
+
+    /// Ends [`CallState::watch`].
+    pub(super) fn close(&self) {
+        let _turn = self.lock();
+        self.closed.store(true, Ordering::SeqCst);
+        self.wake.notify_all();
+    }
+
+    /// How long the running call has until its deadline, if it has one.
+    pub(super) fn time_left(&self) -> Option<Duration> {
+        match self.deadline.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => {
+                let deadline = epoch() + Duration::from_nanos(nanos);
+                Some(deadline.saturating_duration_since(std::time::Instant::now()))
+            }
+        }
+    }
 }
 
 /// A second connection, opened to cancel or terminate a session.
@@ -227,8 +323,7 @@ impl Side {
     }
 }
 
-/// Stops what runs on one connection, from outside it. Use it only while
-/// its connection lives (the SQLite handle is a raw pointer).
+/// Stops what runs on one connection, from outside it.
 #[derive(Clone)]
 pub(crate) struct Canceller {
     pub(super) target: Target,
@@ -236,16 +331,54 @@ pub(crate) struct Canceller {
 }
 
 impl Canceller {
-    /// A guest call is about to run on the connection.
+    /// A guest call is about to run on the connection, with no deadline of
+    /// its own.
+    #[cfg(test)]
     pub(crate) fn begin_call(&self) {
-        self.state.cancelled.store(false, Ordering::SeqCst);
-        self.state.in_call.store(true, Ordering::SeqCst);
+        self.begin_call_until(None);
     }
 
-    /// The guest call returned.
+    /// A guest call is about to run on the connection and must end by
+    /// `deadline`. On SQLite the connection's handlers stop its statement
+    /// then; on the servers the caller's timer does (see [`Canceller::stop`]).
+    pub(crate) fn begin_call_until(&self, deadline: Option<std::time::Instant>) {
+        let nanos = deadline.map_or(0, |deadline| {
+            let nanos = deadline.saturating_duration_since(epoch()).as_nanos();
+            u64::try_from(nanos).unwrap_or(u64::MAX).max(1)
+        });
+        self.state.cancelled.store(false, Ordering::SeqCst);
+        self.state.in_call.store(true, Ordering::SeqCst);
+        // The calls of a step share its deadline: the watchdog is woken
+        // once per step, not per call.
+        if self.state.deadline.swap(nanos, Ordering::SeqCst) != nanos {
+            let _turn = self.state.lock();
+            self.state.wake.notify_all();
+        }
+    }
+
+    /// The guest call returned. Waits for an interrupt of it in progress,
+    /// so none lands on the statement that comes next.
     pub(crate) fn end_call(&self) {
+        let _turn = self.state.lock();
         self.state.in_call.store(false, Ordering::SeqCst);
         self.state.cancelled.store(false, Ordering::SeqCst);
+    }
+
+    /// Aborts the run's use of the connection, from any thread: the running
+    /// guest call stops (on SQLite its statement is interrupted now; on the
+    /// servers the runner drops the call, which cancels it), and no later
+    /// one runs. The host's own statements (the rollback) still do.
+    pub(crate) fn abort(&self) {
+        self.state.aborted.store(true, Ordering::SeqCst);
+        self.state.cancelled.store(true, Ordering::SeqCst);
+        if let Target::Sqlite(interrupt) = &self.target {
+            self.state.interrupt_call(interrupt);
+        }
+    }
+
+    /// Whether [`Canceller::abort`] was called.
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.state.aborted.load(Ordering::SeqCst)
     }
 
     pub(super) fn in_call(&self) -> bool {
@@ -278,10 +411,11 @@ impl Canceller {
                 .await;
             return None;
         }
-        // SQLite: an interrupted statement always returns (within the busy
-        // timeout at worst), and a connection given up would keep its write
-        // transaction, so nothing (not even the run's failure) could be
-        // written over a fresh one: wait longer for it.
+        // SQLite: the call runs on this thread and has returned by the time
+        // this future is polled (its handlers stop it at the deadline); a
+        // connection given up would keep its write transaction, so nothing
+        // (not even the run's failure) could be written over a fresh one:
+        // never give it up early.
         let grace = match self.target {
             Target::Sqlite(_) => grace.max(SQLITE_GRACE),
             _ => grace,
@@ -324,8 +458,8 @@ impl Canceller {
 
     /// Sends one cancel, opening the side connection if it is not open.
     async fn cancel_once(&self, side: &mut Option<Side>) -> Result<(), sqlx::Error> {
-        if let Target::Sqlite(interrupter) = &self.target {
-            interrupter.interrupt();
+        if let Target::Sqlite(interrupt) = &self.target {
+            interrupt.interrupt();
             return Ok(());
         }
         if side.is_none() {
@@ -366,10 +500,9 @@ impl Canceller {
     async fn abandon(&self, side: Option<Side>, why: &str) {
         self.state.abandoned.store(true, Ordering::SeqCst);
         tracing::warn!("{why}: the connection is given up and its session ended");
-        if let Target::Sqlite(interrupter) = &self.target {
-            // One more interrupt; nothing else can reach the statement (and
-            // the handle must not outlive this call).
-            interrupter.interrupt();
+        if let Target::Sqlite(interrupt) = &self.target {
+            // One more interrupt; nothing else can reach the statement.
+            interrupt.interrupt();
             return;
         }
         let target = self.target.clone();
@@ -402,5 +535,107 @@ impl Canceller {
         {
             tracing::debug!("still ending the given-up session in the background");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection with no handlers of its own: only the watchdog can stop
+    /// its statements.
+    fn bare() -> (rusqlite::Connection, Arc<rusqlite::InterruptHandle>) {
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        let interrupt = Arc::new(db.get_interrupt_handle());
+        (db, interrupt)
+    }
+
+    fn watched(
+        interrupt: &Arc<rusqlite::InterruptHandle>,
+    ) -> (Canceller, std::thread::JoinHandle<()>) {
+        let canceller = Canceller {
+            target: Target::Sqlite(Arc::clone(interrupt)),
+            state: Arc::default(),
+        };
+        let watchdog = std::thread::spawn({
+            let state = Arc::clone(&canceller.state);
+            let interrupt = Arc::clone(interrupt);
+            move || state.watch(&interrupt)
+        });
+        (canceller, watchdog)
+    }
+
+    const ENDLESS: &str =
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n";
+
+    /// Counts to `n` the slow way: about a second for ten million.
+    fn count_to(db: &rusqlite::Connection, n: i64) -> rusqlite::Result<i64> {
+        db.query_row(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) \
+             SELECT count(*) FROM n",
+            [n],
+            |row| row.get(0),
+        )
+    }
+
+    /// The watchdog interrupts a guest call at its deadline (and again, for
+    /// a statement that starts later), and never a statement run after the
+    /// call ended, though its deadline has passed.
+    #[test]
+    fn the_watchdog_interrupts_calls_and_nothing_else() {
+        let (db, interrupt) = bare();
+        let (canceller, watchdog) = watched(&interrupt);
+
+        let started = std::time::Instant::now();
+        canceller.begin_call_until(Some(started + Duration::from_millis(150)));
+        let error = db.query_row(ENDLESS, [], |_| Ok(())).unwrap_err();
+        assert_eq!(
+            error.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::OperationInterrupted)
+        );
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(140) && elapsed < Duration::from_secs(2),
+            "{elapsed:?}"
+        );
+        // Still in the call: a statement started past the deadline is
+        // interrupted too (within the watchdog's repeat).
+        let error = db.query_row(ENDLESS, [], |_| Ok(())).unwrap_err();
+        assert_eq!(
+            error.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::OperationInterrupted)
+        );
+        canceller.end_call();
+
+        // The host's own statement after the call runs to its end.
+        let started = std::time::Instant::now();
+        assert_eq!(count_to(&db, 3_000_000).unwrap(), 3_000_000);
+        assert!(
+            started.elapsed() > WATCHDOG_REPEAT,
+            "long enough to have been hit"
+        );
+
+        // A new deadline for the next call is seen at once.
+        canceller.begin_call_until(Some(std::time::Instant::now() + Duration::from_millis(100)));
+        assert!(db.query_row(ENDLESS, [], |_| Ok(())).is_err());
+        canceller.end_call();
+
+        // An abort interrupts the running call, from another thread.
+        canceller.begin_call_until(Some(std::time::Instant::now() + Duration::from_secs(60)));
+        let aborter = std::thread::spawn({
+            let canceller = canceller.clone();
+            move || {
+                std::thread::sleep(Duration::from_millis(100));
+                canceller.abort();
+            }
+        });
+        let started = std::time::Instant::now();
+        assert!(db.query_row(ENDLESS, [], |_| Ok(())).is_err());
+        assert!(started.elapsed() < Duration::from_secs(2));
+        aborter.join().unwrap();
+        canceller.end_call();
+
+        canceller.state.close();
+        watchdog.join().unwrap();
     }
 }

@@ -26,9 +26,9 @@ use crate::error::{Error, Result};
 ///
 /// Also learns the connection's id, for `KILL QUERY` (see `cancel`).
 pub(super) async fn connect(url: &str) -> Result<(MySqlConnection, super::cancel::Target)> {
-    let connect_error = |source| Error::Connect {
+    let connect_error = |source: sqlx::Error| Error::Connect {
         url: redact(url),
-        source,
+        source: Box::new(source),
     };
     // sqlx only knows the mysql scheme; MariaDB speaks the same protocol.
     let url = match url.strip_prefix("mariadb:") {

@@ -65,9 +65,9 @@ const MANY_PREFIX: &str = "dmig_many_";
 
 /// Connects, and learns what identifies the session for a cancel.
 pub(super) async fn connect(url: &str) -> Result<(PgSession, super::cancel::Target)> {
-    let connect_error = |source| Error::Connect {
+    let connect_error = |source: sqlx::Error| Error::Connect {
         url: redact(url),
-        source,
+        source: Box::new(source),
     };
     let options = url.parse::<PgConnectOptions>().map_err(connect_error)?;
     let mut conn = options.connect().await.map_err(connect_error)?;
@@ -157,25 +157,55 @@ fn same_kinds(a: &[Value], b: &[Value]) -> bool {
             .all(|(x, y)| std::mem::discriminant(x) == std::mem::discriminant(y))
 }
 
-/// `value` as a literal in an `EXECUTE` list: a quoted literal of unknown
-/// type, which the server reads as the prepared parameter's type, or
-/// `NULL`. Written as an escape string, `E'…'` with `\` and `'` doubled,
-/// which the server reads the same whatever `standard_conforming_strings`
-/// says (a plain `'…'` would depend on a setting the session holds).
+/// [`push_literal`] into a string of its own.
+#[cfg(test)]
 fn literal(value: &Value) -> String {
-    let quoted = |text: &str| format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"));
+    let mut out = String::new();
+    push_literal(&mut out, value);
+    out
+}
+
+/// Appends `value` to `out` as a literal in an `EXECUTE` list: a quoted
+/// literal of unknown type, which the server reads as the prepared
+/// parameter's type, or `NULL`. Written as an escape string, `E'…'` with `\`
+/// and `'` doubled, which the server reads the same whatever
+/// `standard_conforming_strings` says (a plain `'…'` would depend on a
+/// setting the session holds).
+fn push_literal(out: &mut String, value: &Value) {
+    use std::fmt::Write as _;
+    fn quoted(out: &mut String, text: &str) {
+        out.reserve(text.len() + 3);
+        out.push_str("E'");
+        for c in text.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\'' => out.push_str("''"),
+                c => out.push(c),
+            }
+        }
+        out.push('\'');
+    }
     match value {
-        Value::Null => "NULL".to_owned(),
-        Value::Boolean(b) => quoted(if *b { "true" } else { "false" }),
-        Value::Int(i) => quoted(&i.to_string()),
-        Value::Float(f) if f.is_nan() => quoted("NaN"),
+        Value::Null => out.push_str("NULL"),
+        Value::Boolean(b) => quoted(out, if *b { "true" } else { "false" }),
+        // Digits and a sign need no escaping.
+        Value::Int(i) => {
+            let _ = write!(out, "E'{i}'");
+        }
+        Value::Float(f) if f.is_nan() => quoted(out, "NaN"),
         Value::Float(f) if f.is_infinite() => {
-            quoted(if *f > 0.0 { "Infinity" } else { "-Infinity" })
+            quoted(out, if *f > 0.0 { "Infinity" } else { "-Infinity" });
         }
         // The shortest text that reads back as exactly this float.
-        Value::Float(f) => quoted(&format!("{f:e}")),
-        Value::Text(t) => quoted(t),
-        Value::Blob(b) => quoted(&format!("\\x{}", hex::encode(b))),
+        Value::Float(f) => {
+            let _ = write!(out, "E'{f:e}'");
+        }
+        Value::Text(t) => quoted(out, t),
+        Value::Blob(b) => {
+            out.push_str("E'\\\\x");
+            out.push_str(&hex::encode(b));
+            out.push('\'');
+        }
     }
 }
 
@@ -274,12 +304,17 @@ impl PgSession {
                 if end > start && !same_kinds(&param_sets[start], &param_sets[end]) {
                     break;
                 }
-                let literals: Vec<String> = param_sets[end].iter().map(literal).collect();
-                if literals.is_empty() {
-                    trip.push_str(&format!("EXECUTE {name};\n"));
-                } else {
-                    trip.push_str(&format!("EXECUTE {name}({});\n", literals.join(", ")));
+                trip.push_str("EXECUTE ");
+                trip.push_str(&name);
+                for (i, value) in param_sets[end].iter().enumerate() {
+                    trip.push_str(if i == 0 { "(" } else { ", " });
+                    push_literal(&mut trip, value);
                 }
+                trip.push_str(if param_sets[end].is_empty() {
+                    ";\n"
+                } else {
+                    ");\n"
+                });
                 end += 1;
             }
             trip.push_str(&format!("DEALLOCATE {name}"));

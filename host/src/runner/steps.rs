@@ -462,6 +462,8 @@ impl Run<'_> {
             }
         };
         let cursor = progress.cursor.clone();
+        let canceller = instance.connection().canceller();
+        let interrupting = stop.interrupting(Box::new(move || canceller.abort()));
         let guest = async {
             let step = instance
                 .step(self.direction, cursor.as_deref())
@@ -484,6 +486,14 @@ impl Run<'_> {
             result = guest => result.map_err(StepError::Failed),
             () = stop.aborting() => Err(StepError::Aborted),
             reason = lost => Err(StepError::Failed(FailureCause::LockLost(reason))),
+        };
+        drop(interrupting);
+        // An abort that interrupted a statement reached the guest as an
+        // error it may have ignored: the step never commits after an abort.
+        let guest = if stop.aborted() {
+            Err(StepError::Aborted)
+        } else {
+            guest
         };
         let tally = instance.take_db_tally();
         // Contention the guest met fails the step, however the guest took

@@ -1,7 +1,7 @@
 //! Stopping a run from outside: after the current step, or at once.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
@@ -19,6 +19,23 @@ const NOW: u8 = 2;
 pub struct StopHandle {
     state: Arc<AtomicU8>,
     notify: Arc<Notify>,
+    on_abort: Arc<Mutex<OnAbort>>,
+}
+
+/// What to do, on the aborting thread, when the run is aborted: interrupt
+/// the statement of the step in progress, which may run on the runner's own
+/// thread (SQLite) and so cannot see the abort until it returns.
+#[derive(Default)]
+struct OnAbort(Option<Box<dyn Fn() + Send + Sync>>);
+
+impl std::fmt::Debug for OnAbort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "OnAbort(set)"
+        } else {
+            "OnAbort(none)"
+        })
+    }
 }
 
 impl StopHandle {
@@ -39,7 +56,27 @@ impl StopHandle {
     /// Cancels the current step at once; it rolls back.
     pub fn abort(&self) {
         self.state.store(NOW, Ordering::SeqCst);
+        if let Some(interrupt) = &self.on_abort.lock().unwrap_or_else(|e| e.into_inner()).0 {
+            interrupt();
+        }
         self.notify.notify_waiters();
+    }
+
+    /// Makes [`abort`](StopHandle::abort) run `interrupt` (at once if the
+    /// run is aborted already) until the returned guard drops.
+    pub(crate) fn interrupting(&self, interrupt: Box<dyn Fn() + Send + Sync>) -> Interrupting<'_> {
+        self.on_abort(Some(interrupt));
+        Interrupting(self)
+    }
+
+    fn on_abort(&self, interrupt: Option<Box<dyn Fn() + Send + Sync>>) {
+        let mut slot = self.on_abort.lock().unwrap_or_else(|e| e.into_inner());
+        slot.0 = interrupt;
+        if self.aborted()
+            && let Some(interrupt) = &slot.0
+        {
+            interrupt();
+        }
     }
 
     /// Whether a stop was requested.
@@ -47,7 +84,8 @@ impl StopHandle {
         self.state.load(Ordering::SeqCst) != RUNNING
     }
 
-    fn aborted(&self) -> bool {
+    /// Whether the run must stop at once.
+    pub(crate) fn aborted(&self) -> bool {
         self.state.load(Ordering::SeqCst) >= NOW
     }
 
@@ -71,6 +109,16 @@ impl StopHandle {
             }
             notified.await;
         }
+    }
+}
+
+/// While it lives, an abort interrupts the step in progress (see
+/// [`StopHandle::interrupting`]).
+pub(crate) struct Interrupting<'a>(&'a StopHandle);
+
+impl Drop for Interrupting<'_> {
+    fn drop(&mut self) {
+        self.0.on_abort(None);
     }
 }
 

@@ -184,13 +184,16 @@ impl HostState {
 
     /// Runs one database call if a step is running. If the step's deadline
     /// passes while it runs, the host stops the statement in the database
-    /// itself (SQLite: `sqlite3_interrupt`; PostgreSQL: `pg_cancel_backend`;
+    /// itself (SQLite: its progress and busy handlers; PostgreSQL: `pg_cancel_backend`;
     /// MySQL: `KILL QUERY`; see `db::cancel`), whatever the server's own
     /// statement timeout says (the guest may have changed it), and the guest
-    /// traps. A statement that has not returned [`CANCEL_GRACE`] after the
-    /// cancel costs the run its connection (its session is ended, and the
-    /// failure is recorded over a new one): the step never outlives its
-    /// deadline by more than that grace and the time to end the session.
+    /// traps. On the servers, a statement that has not returned
+    /// [`CANCEL_GRACE`] after the cancel costs the run its connection (its
+    /// session is ended, and the failure is recorded over a new one): the
+    /// step never outlives its deadline by more than that grace and the time
+    /// to end the session. SQLite runs the call on this thread and stops it
+    /// itself (see `db::sqlite`): the timer below never fires for it, and a
+    /// single long instruction (a function over a long text) runs to its end.
     async fn bounded<'a, T, F>(
         &'a mut self,
         call: impl FnOnce(&'a mut crate::db::Connection) -> F,
@@ -217,12 +220,21 @@ impl HostState {
         let timeout = self.step_timeout;
         let dialect = self.conn.dialect();
         let canceller = self.conn.canceller();
-        canceller.begin_call();
+        if canceller.is_aborted() {
+            return Err(wasmtime::Error::new(HostTrap::Aborted));
+        }
+        // SQLite runs the call on this thread and stops it at the deadline
+        // itself; the timer below is for the servers.
+        canceller.begin_call_until(Some(deadline.into_std()));
         let call = call(&mut self.conn);
         tokio::pin!(call);
         tokio::select! {
             result = &mut call => {
                 canceller.end_call();
+                // An abort interrupted the call (SQLite) or came while it ran.
+                if canceller.is_aborted() {
+                    return Err(wasmtime::Error::new(HostTrap::Aborted));
+                }
                 // A call that ends after the deadline is a timeout all the same.
                 if tokio::time::Instant::now() >= deadline {
                     return Err(wasmtime::Error::new(HostTrap::StepTimeoutInHostCall { timeout }));

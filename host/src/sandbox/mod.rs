@@ -307,7 +307,11 @@ impl SandboxBuilder {
             .wasm_component_model(true)
             .epoch_interruption(self.enforce_limits)
             .consume_fuel(self.fuel.is_some())
-            .max_wasm_stack(self.max_stack);
+            .max_wasm_stack(self.max_stack)
+            // Host calls run on the guest's fiber stack, SQLite's
+            // statements included (see `db::sqlite`): room for them beyond
+            // what the guest may use. Address space only until touched.
+            .async_stack_size(self.max_stack.saturating_add(HOST_CALL_STACK));
         let engine = Engine::new(&config).map_err(sandbox_error)?;
 
         let mut linker = Linker::<HostState>::new(&engine);
@@ -328,6 +332,12 @@ impl SandboxBuilder {
         })
     }
 }
+
+/// Stack for host calls on a guest's fiber, beyond the guest's own
+/// [`max_stack`](SandboxBuilder::max_stack): as much as a program's main
+/// thread has on Linux. SQLite's deepest recursion (a `LIKE` pattern at its
+/// length limit, an expression at its depth limit) needs a few MiB.
+const HOST_CALL_STACK: usize = 8 * 1024 * 1024;
 
 fn sandbox_error(e: wasmtime::Error) -> Error {
     Error::Sandbox(format!("{e:#}"))

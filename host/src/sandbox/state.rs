@@ -98,6 +98,10 @@ pub enum HostTrap {
     /// time ran out.
     #[error("step exceeded {} s (the time ran out inside a database call)", timeout.as_secs_f64())]
     StepTimeoutInHostCall { timeout: Duration },
+    /// The run was aborted (a second stop signal) during or before a
+    /// database call: the guest does not run on to see the error.
+    #[error("the step was aborted by a stop signal")]
+    Aborted,
     /// The SQL gate refused a statement: outside the declared capabilities,
     /// or of a kind no migration may send. A trap, not an error the guest
     /// could swallow: a misdeclared or hostile artifact must fail loudly
