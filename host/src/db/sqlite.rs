@@ -75,7 +75,7 @@ pub(super) struct Opened {
 
 /// Opens `url` (`sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:`, with
 /// `mode`, `cache`, `immutable` and `vfs` parameters as sqlx reads them),
-/// creating the file if `create` and the URL allows it. `state` is the
+/// creating the file if `create` (unless the URL says `mode=ro`). `state` is the
 /// connection's call state, which the handlers read.
 pub(super) fn connect(url: &str, create: bool, state: Arc<CallState>) -> Result<Opened> {
     let connect_error = |source: Box<dyn std::error::Error + Send + Sync>| Error::Connect {
@@ -472,6 +472,14 @@ mod tests {
 
     use crate::db::{Connection, UNSUPPORTED_TYPE_CODE, Value};
 
+    /// A URL for database file `t.db` in a new temporary directory, which
+    /// goes (file and all) when the returned directory drops.
+    fn temp_db() -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        (dir, url)
+    }
+
     #[tokio::test]
     async fn every_storage_class_goes_back_as_it_came() {
         let mut conn = Connection::connect("sqlite::memory:").await.unwrap();
@@ -517,9 +525,7 @@ mod tests {
     /// connection working.
     #[tokio::test]
     async fn kept_statements_follow_the_schema_and_survive_a_stopped_call() {
-        let file = std::env::temp_dir().join(format!("dmig-kept-{}.db", std::process::id()));
-        let _ = std::fs::remove_file(&file);
-        let url = format!("sqlite://{}", file.display());
+        let (_dir, url) = temp_db();
         let mut conn = Connection::connect(&url).await.unwrap();
         conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)", &[])
             .await
@@ -591,17 +597,13 @@ mod tests {
         );
         assert_eq!(conn.query(all, &[]).await.unwrap().rows.len(), 3);
         assert_eq!(conn.execute_many(insert, &sets[..0]).await.unwrap(), 0);
-        drop(conn);
-        let _ = std::fs::remove_file(&file);
     }
 
     /// A statement waiting for another connection's write lock waits until
     /// its call's deadline, not the whole busy timeout, and fails as busy.
     #[tokio::test]
     async fn a_lock_wait_ends_at_the_deadline() {
-        let file = std::env::temp_dir().join(format!("dmig-busy-{}.db", std::process::id()));
-        let _ = std::fs::remove_file(&file);
-        let url = format!("sqlite://{}", file.display());
+        let (_dir, url) = temp_db();
         let mut holder = Connection::connect(&url).await.unwrap();
         holder
             .execute("CREATE TABLE t (k INTEGER)", &[])
@@ -640,8 +642,6 @@ mod tests {
                 .unwrap(),
             1
         );
-        drop((holder, waiter));
-        let _ = std::fs::remove_file(&file);
     }
 
     /// An abort from another thread stops the running statement at once,
@@ -719,12 +719,10 @@ mod tests {
     /// that must not create one, and the error names the file.
     #[tokio::test]
     async fn a_missing_file_is_an_error_without_create() {
-        let file = std::env::temp_dir().join(format!("dmig-missing-{}.db", std::process::id()));
-        let _ = std::fs::remove_file(&file);
-        let url = format!("sqlite://{}", file.display());
+        let (dir, url) = temp_db();
         let error = Connection::connect_existing(&url).await.unwrap_err();
         assert!(error.to_string().contains("unable to open"), "{error}");
-        assert!(!file.exists());
+        assert!(!dir.path().join("t.db").exists());
     }
 
     #[tokio::test]
